@@ -76,6 +76,9 @@ struct unet_ep_attr {
 	uint32_t rx_bufs;     /* receive buffers (64); per channel on shm */
 	uint32_t rx_buf_size; /* bytes per receive buffer (2048) */
 	uint32_t max_chans;   /* channels (64) */
+	size_t rdma_pool;     /* bytes peers may reach one-sidedly (0: none); on
+				 shm shared with every channel peer at set-up
+				 (see unet/rdma.h) */
 };
 
 /* Per-endpoint counters. */

@@ -34,6 +34,15 @@ struct unet_chan {
 
 struct unet_ep;
 
+/* Memory a NIC lets peers reach one-sidedly (shm): the RDMA pool and the
+ * key table that guards it (layout owned by rdma.c). */
+#define UNET_KEYTAB_BYTES (64u << 10)
+struct unet_pool_view {
+	uint8_t *base;
+	size_t size;
+	uint8_t *keytab; /* UNET_KEYTAB_BYTES; read-only when it is a peer's */
+};
+
 struct unet_nic_ops {
 	const char *kind;
 	int (*nic_open)(struct unet_nic *nic, const char *args);
@@ -58,6 +67,9 @@ struct unet_nic_ops {
 	int (*event)(struct unet_ep *ep);
 	/* Add NIC-side counters (e.g. drops counted by the sending peer). */
 	void (*stats)(const struct unet_ep *ep, struct unet_stats *st);
+	/* One-sided access, optional: chan < 0 = our own pool, else the peer's
+	 * on that channel. -EOPNOTSUPP when the NIC has none. */
+	int (*pool)(struct unet_ep *ep, int chan, struct unet_pool_view *v);
 };
 
 struct unet_nic {

@@ -59,6 +59,10 @@
 
 enum { MSG_HELLO = 1, MSG_WELCOME = 2, MSG_REFUSE = 3 };
 
+/* HELLO and WELCOME carry: receive area, doorbell, and when the endpoint
+ * has one, its RDMA pool and key table. */
+#define SHM_NFDS 4
+
 /* Control message on the channel socket; fds travel with SCM_RIGHTS. */
 struct shm_msg {
 	uint32_t magic;
@@ -108,6 +112,9 @@ struct shm_chan {
 	uint32_t prq_shift;
 	uint8_t *pbufs;
 	uint32_t pnbufs, pbuf_size;
+	uint8_t *ppool;          /* the peer's RDMA pool, if it has one */
+	size_t ppool_size;
+	uint8_t *pkeytab;        /* ... and its key table (mapped read-only) */
 	bool kick;        /* delivered since the last doorbell check */
 	bool has_rx;      /* our area exists (not yet for a pending inbound) */
 	bool listed;      /* in the receive poll list */
@@ -115,6 +122,9 @@ struct shm_chan {
 
 struct shm_ep {
 	int lfd, efd, epfd;
+	int pool_fd, key_fd; /* RDMA pool and key table, shared with peers */
+	uint8_t *pool, *keytab;
+	size_t pool_size;
 	uint8_t *va;
 	size_t va_size, app_span, stride;
 	struct shm_geom geom; /* of our receive areas */
@@ -196,7 +206,7 @@ static int msg_send(int fd, uint32_t type, int32_t code, const char *name, const
 	struct shm_msg m = {.magic = SHM_MAGIC, .version = SHM_VERSION, .type = type,
 			    .code = code, .pid = (int32_t)getpid()};
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(SHM_NFDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
@@ -216,13 +226,22 @@ static int msg_send(int fd, uint32_t type, int32_t code, const char *name, const
 	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -ECONNRESET;
 }
 
-/* Receive one control message. Returns 1 with *m filled and up to two fds
- * (-1 where absent), 0 on orderly hang-up, -EAGAIN when nothing is there,
- * -EBADMSG on garbage. */
-static int msg_recv(int fd, struct shm_msg *m, int fds[2])
+static void close_fds(int fds[SHM_NFDS])
+{
+	for (int i = 0; i < SHM_NFDS; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/* Receive one control message. Returns 1 with *m filled and up to
+ * SHM_NFDS fds (-1 where absent), 0 on orderly hang-up, -EAGAIN when
+ * nothing is there, -EBADMSG on garbage. */
+static int msg_recv(int fd, struct shm_msg *m, int fds[SHM_NFDS])
 {
 	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(SHM_NFDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
@@ -230,7 +249,8 @@ static int msg_recv(int fd, struct shm_msg *m, int fds[2])
 			    .msg_controllen = sizeof(u.buf)};
 	ssize_t n;
 
-	fds[0] = fds[1] = -1;
+	for (int i = 0; i < SHM_NFDS; i++)
+		fds[i] = -1;
 	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : 0;
@@ -240,10 +260,12 @@ static int msg_recv(int fd, struct shm_msg *m, int fds[2])
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		int got[4];
+		int got[SHM_NFDS];
+		if (k > SHM_NFDS)
+			k = SHM_NFDS; /* cannot happen: the control buffer holds no more */
 		memcpy(got, CMSG_DATA(c), (size_t)k * sizeof(int));
 		for (int i = 0; i < k; i++) {
-			if (i < 2)
+			if (fds[i] < 0)
 				fds[i] = got[i];
 			else
 				close(got[i]);
@@ -251,9 +273,7 @@ static int msg_recv(int fd, struct shm_msg *m, int fds[2])
 	}
 	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & MSG_TRUNC) || m->magic != SHM_MAGIC ||
 	    m->version != SHM_VERSION || memchr(m->name, 0, sizeof(m->name)) == NULL) {
-		for (int i = 0; i < 2; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
+		close_fds(fds);
 		return -EBADMSG;
 	}
 	return 1;
@@ -375,6 +395,77 @@ bad:
 	return -EBADMSG;
 }
 
+/* Map the peer's RDMA pool (read-write) and key table (read-only; its fd is
+ * sealed against writable mappings, so we could not map it otherwise). */
+static int peer_map_pool(struct shm_chan *c, int pool_fd, int key_fd)
+{
+	struct stat ps, ks;
+	int seals = fcntl(pool_fd, F_GET_SEALS), kseals = fcntl(key_fd, F_GET_SEALS);
+
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || kseals < 0 || !(kseals & F_SEAL_SHRINK) ||
+	    fstat(pool_fd, &ps) < 0 || fstat(key_fd, &ks) < 0 ||
+	    ks.st_size != UNET_KEYTAB_BYTES)
+		return -EBADMSG;
+	c->ppool = mmap(NULL, (size_t)ps.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, pool_fd, 0);
+	if (c->ppool == MAP_FAILED) {
+		c->ppool = NULL;
+		return -errno;
+	}
+	c->ppool_size = (size_t)ps.st_size;
+	c->pkeytab = mmap(NULL, UNET_KEYTAB_BYTES, PROT_READ, MAP_SHARED, key_fd, 0);
+	if (c->pkeytab == MAP_FAILED) {
+		c->pkeytab = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+/* Take the peer's side of a channel from its HELLO/WELCOME. Consumes all
+ * fds (the mappings keep what is needed). */
+static int peer_attach(struct shm_chan *c, const struct shm_msg *m, int fds[SHM_NFDS])
+{
+	int rc = -EBADMSG;
+
+	if (fds[0] < 0 || fds[1] < 0 || (fds[2] < 0) != (fds[3] < 0))
+		goto out;
+	rc = peer_map(c, fds[0]);
+	if (rc == 0 && fds[2] >= 0)
+		rc = peer_map_pool(c, fds[2], fds[3]);
+	if (rc == 0) {
+		c->peer_efd = fds[1];
+		fds[1] = -1;
+		c->peer_pid = m->pid;
+		strcpy(c->peer, m->name);
+	}
+out:
+	close_fds(fds);
+	return rc;
+}
+
+/* Undo peer_attach's mappings. */
+static void chan_release_peer(struct shm_chan *c)
+{
+	if (c->tx_area)
+		munmap(c->tx_area, c->tx_size);
+	if (c->ppool)
+		munmap(c->ppool, c->ppool_size);
+	if (c->pkeytab)
+		munmap(c->pkeytab, UNET_KEYTAB_BYTES);
+	c->tx_area = c->ppool = c->pkeytab = NULL;
+}
+
+/* What we hand a peer: receive area, doorbell, and our pool if any. */
+static int my_fds(const struct shm_ep *se, const struct shm_chan *c, int fds[SHM_NFDS])
+{
+	fds[0] = c->rx_fd;
+	fds[1] = se->efd;
+	if (se->pool_fd < 0)
+		return 2;
+	fds[2] = se->pool_fd;
+	fds[3] = se->key_fd;
+	return 4;
+}
+
 /* ---- channel bookkeeping ------------------------------------------------ */
 
 static void chan_free(struct unet_ep *ep, unsigned id)
@@ -401,8 +492,7 @@ static void chan_free(struct unet_ep *ep, unsigned id)
 	}
 	if (c->peer_efd >= 0)
 		close(c->peer_efd);
-	if (c->tx_area)
-		munmap(c->tx_area, c->tx_size);
+	chan_release_peer(c);
 	if (c->has_rx) { /* keep the channel's drop counts in the endpoint's */
 		const struct shm_area_hdr *h = (const struct shm_area_hdr *)c->rx_area;
 		ep->st.rx_drop_nobuf += h->drop_nobuf;
@@ -481,7 +571,7 @@ static void accept_all(struct unet_ep *ep)
 		struct shm_msg m;
 		struct ucred cred;
 		socklen_t clen = sizeof(cred);
-		int fds[2], fd, rc;
+		int fds[SHM_NFDS], fd, rc;
 		unsigned id;
 
 		fd = accept4(se->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -495,12 +585,9 @@ static void accept_all(struct unet_ep *ep)
 		}
 		/* The HELLO follows connect() at once; give it a moment. */
 		rc = wait_readable(fd, 200) == 0 ? msg_recv(fd, &m, fds) : -ETIMEDOUT;
-		if (rc != 1 || m.type != MSG_HELLO || fds[0] < 0 || fds[1] < 0) {
-			if (rc == 1) {
-				for (int i = 0; i < 2; i++)
-					if (fds[i] >= 0)
-						close(fds[i]);
-			}
+		if (rc != 1 || m.type != MSG_HELLO) {
+			if (rc == 1)
+				close_fds(fds);
 			close(fd);
 			continue;
 		}
@@ -508,33 +595,92 @@ static void accept_all(struct unet_ep *ep)
 		    strcmp(ep->name, m.name) < 0) {
 			msg_send(fd, MSG_REFUSE, -EALREADY, ep->name, NULL, 0);
 			close(fd);
-			close(fds[0]);
-			close(fds[1]);
+			close_fds(fds);
 			continue;
 		}
 		for (id = 0; id < ep->attr.max_chans; id++)
 			if (ep->chans[id].state == CHAN_FREE)
 				break;
 		struct shm_chan *c = id < ep->attr.max_chans ? chan_new() : NULL;
-		if (!c || peer_map(c, fds[0]) < 0) {
-			msg_send(fd, MSG_REFUSE, c ? -EBADMSG : -EMFILE, ep->name, NULL, 0);
+		rc = c ? peer_attach(c, &m, fds) : -EMFILE;
+		if (rc < 0) {
+			msg_send(fd, MSG_REFUSE, rc, ep->name, NULL, 0);
+			if (c)
+				chan_release_peer(c);
 			free(c);
 			close(fd);
-			close(fds[0]);
-			close(fds[1]);
 			continue;
 		}
-		close(fds[0]); /* the mapping keeps the area */
 		c->conn = fd;
-		c->peer_efd = fds[1];
-		c->peer_pid = m.pid;
-		strcpy(c->peer, m.name);
 		ep->chans[id].state = CHAN_PENDING;
 		ep->chans[id].priv = c;
 		strcpy(ep->chans[id].remote, m.name);
 		if (se->dialling && strcmp(m.name, se->dialling) == 0)
 			se->race_in = (int)id;
 	}
+}
+
+/* The RDMA pool: sparse memfd, sealed so no peer can shrink it under us.
+ * The key table is sealed against *future* writable mappings after we map
+ * it: we keep writing it, peers can only map it read-only. */
+static int pool_create(struct shm_ep *se, size_t size)
+{
+	size = (size_t)align_up(size, (uint64_t)sysconf(_SC_PAGESIZE));
+	se->pool_fd = memfd_create("unet-rdma-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	se->key_fd = memfd_create("unet-rdma-keys", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (se->pool_fd < 0 || se->key_fd < 0 || ftruncate(se->pool_fd, (off_t)size) < 0 ||
+	    ftruncate(se->key_fd, UNET_KEYTAB_BYTES) < 0 ||
+	    fcntl(se->pool_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return -errno;
+	se->pool = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, se->pool_fd, 0);
+	if (se->pool == MAP_FAILED) {
+		se->pool = NULL;
+		return -errno;
+	}
+	se->pool_size = size;
+	se->keytab = mmap(NULL, UNET_KEYTAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  se->key_fd, 0);
+	if (se->keytab == MAP_FAILED) {
+		se->keytab = NULL;
+		return -errno;
+	}
+	if (fcntl(se->key_fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void pool_destroy(struct shm_ep *se)
+{
+	if (se->pool)
+		munmap(se->pool, se->pool_size);
+	if (se->keytab)
+		munmap(se->keytab, UNET_KEYTAB_BYTES);
+	if (se->pool_fd >= 0)
+		close(se->pool_fd);
+	if (se->key_fd >= 0)
+		close(se->key_fd);
+	se->pool = se->keytab = NULL;
+	se->pool_fd = se->key_fd = -1;
+}
+
+static int shm_pool(struct unet_ep *ep, int chan, struct unet_pool_view *v)
+{
+	struct shm_ep *se = ep->priv;
+
+	if (chan < 0) {
+		if (!se->pool)
+			return -EOPNOTSUPP;
+		*v = (struct unet_pool_view){se->pool, se->pool_size, se->keytab};
+		return 0;
+	}
+	if ((unsigned)chan >= ep->attr.max_chans || ep->chans[chan].state != CHAN_OPEN)
+		return -ENOTCONN;
+	const struct shm_chan *c = ep->chans[chan].priv;
+	if (!c->ppool)
+		return -EOPNOTSUPP;
+	*v = (struct unet_pool_view){c->ppool, c->ppool_size, c->pkeytab};
+	return 0;
 }
 
 /* ---- ops ---------------------------------------------------------------- */
@@ -549,7 +695,7 @@ static int shm_ep_create(struct unet_ep *ep, const char *name)
 
 	if (!se)
 		return -ENOMEM;
-	se->lfd = se->efd = se->epfd = -1;
+	se->lfd = se->efd = se->epfd = se->pool_fd = se->key_fd = -1;
 	se->race_in = -1;
 	ep->priv = se;
 	rc = sock_addr(name, &sa, &salen);
@@ -593,11 +739,17 @@ static int shm_ep_create(struct unet_ep *ep, const char *name)
 		rc = -errno;
 		goto fail;
 	}
+	if (ep->attr.rdma_pool) {
+		rc = pool_create(se, ep->attr.rdma_pool);
+		if (rc < 0)
+			goto fail;
+	}
 	ep->seg = se->va;
 	ep->seg_size = ep->attr.seg_size;
 	ep->fd = se->epfd;
 	return 0;
 fail:
+	pool_destroy(se);
 	if (se->va)
 		munmap(se->va, se->va_size);
 	if (se->lfd >= 0)
@@ -620,6 +772,7 @@ static void shm_ep_destroy(struct unet_ep *ep)
 
 	for (unsigned i = 0; i < ep->attr.max_chans; i++)
 		chan_free(ep, i);
+	pool_destroy(se);
 	munmap(se->va, se->va_size);
 	close(se->lfd);
 	close(se->efd);
@@ -638,7 +791,7 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 	struct sockaddr_un sa;
 	socklen_t salen;
 	struct shm_chan *c;
-	int rc, fds[2];
+	int rc, fds[SHM_NFDS], nfds;
 
 	if (strlen(remote) >= UNET_NAME_MAX)
 		return -ENAMETOOLONG;
@@ -655,9 +808,8 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 			continue;
 		rc = area_create(ep, j, c);
 		if (rc == 0) {
-			fds[0] = c->rx_fd;
-			fds[1] = se->efd;
-			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, 2);
+			nfds = my_fds(se, c, fds);
+			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, nfds);
 		}
 		if (rc < 0) {
 			chan_free(ep, j);
@@ -699,9 +851,8 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		usleep(1000);
 	}
 	fcntl(c->conn, F_SETFL, O_NONBLOCK);
-	fds[0] = c->rx_fd;
-	fds[1] = se->efd;
-	rc = msg_send(c->conn, MSG_HELLO, 0, ep->name, fds, 2);
+	nfds = my_fds(se, c, fds);
+	rc = msg_send(c->conn, MSG_HELLO, 0, ep->name, fds, nfds);
 	if (rc < 0)
 		goto fail;
 	for (;;) {
@@ -724,27 +875,22 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		if (se->race_in >= 0) {
 			/* We lost the race: adopt the peer's connection into slot id. */
 			struct shm_chan *in = ep->chans[se->race_in].priv;
-			if (c->conn >= 0)
-				close(c->conn);
-			c->conn = in->conn;
-			c->peer_efd = in->peer_efd;
-			c->peer_pid = in->peer_pid;
-			strcpy(c->peer, in->peer);
-			c->tx_area = in->tx_area;
-			c->tx_size = in->tx_size;
-			c->phdr = in->phdr;
-			c->prq = in->prq;
-			c->pfq = in->pfq;
-			c->prq_shift = in->prq_shift;
-			c->pbufs = in->pbufs;
-			c->pnbufs = in->pnbufs;
-			c->pbuf_size = in->pbuf_size;
+			struct shm_chan mine = *c;
+			if (mine.conn >= 0)
+				close(mine.conn);
+			*c = *in; /* the peer's side comes from the inbound HELLO */
+			c->rx_fd = mine.rx_fd;
+			c->rx_area = mine.rx_area;
+			c->rq = mine.rq;
+			c->fq = mine.fq;
+			c->rq_shift = mine.rq_shift;
+			c->held = mine.held;
+			c->has_rx = mine.has_rx;
 			free(in);
 			memset(&ep->chans[se->race_in], 0, sizeof(ep->chans[0]));
 			se->race_in = -1;
-			fds[0] = c->rx_fd;
-			fds[1] = se->efd;
-			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, 2);
+			nfds = my_fds(se, c, fds);
+			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, nfds);
 			if (rc < 0)
 				goto fail;
 			break;
@@ -759,23 +905,14 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 			c->conn = -1;
 			continue;
 		}
-		if (rc == 1 && m.type == MSG_WELCOME && fds[0] >= 0 && fds[1] >= 0) {
-			rc = peer_map(c, fds[0]);
-			close(fds[0]);
-			if (rc < 0) {
-				close(fds[1]);
+		if (rc == 1 && m.type == MSG_WELCOME) {
+			rc = peer_attach(c, &m, fds);
+			if (rc < 0)
 				goto fail;
-			}
-			c->peer_efd = fds[1];
-			c->peer_pid = m.pid;
-			strcpy(c->peer, m.name);
 			break;
 		}
-		if (rc == 1) {
-			for (int i = 0; i < 2; i++)
-				if (fds[i] >= 0)
-					close(fds[i]);
-		}
+		if (rc == 1)
+			close_fds(fds);
 		rc = rc == 1 && m.type == MSG_REFUSE && m.code < 0 ? m.code
 		     : rc == 0				    ? -ECONNRESET
 							    : -EBADMSG;
@@ -1057,13 +1194,10 @@ static int shm_event(struct unet_ep *ep)
 		} else if (tag < ep->attr.max_chans && ep->chans[tag].priv) {
 			struct shm_chan *c = ep->chans[tag].priv;
 			struct shm_msg m;
-			int fds[2];
+			int fds[SHM_NFDS];
 			int rc = msg_recv(c->conn, &m, fds);
-			if (rc == 1) {
-				for (int j = 0; j < 2; j++)
-					if (fds[j] >= 0)
-						close(fds[j]);
-			}
+			if (rc == 1)
+				close_fds(fds);
 			if (rc != -EAGAIN || (evs[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
 				chan_down(ep, tag);
 		}
@@ -1097,4 +1231,5 @@ const struct unet_nic_ops unet_nic_shm_ops = {
 	.arm = shm_arm,
 	.event = shm_event,
 	.stats = shm_stats,
+	.pool = shm_pool,
 };
