@@ -4,7 +4,7 @@
 # `make test` call it.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang llvm libcmocka-dev libbpf-dev libxdp-dev
+pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev libcmocka-dev libbpf-dev libxdp-dev
       libelf-dev zlib1g-dev iproute2 ethtool)
 
 missing=()

@@ -21,8 +21,12 @@
  *        atomic with respect to other remote atomics and to local atomics
  *        on the same word.
  *        Trust model: peers are processes of the same user running this
- *        library; the kernel enforces read-only regions (the peer's mapping
- *        of them is read-only), the library enforces keys and bounds.
+ *        library. Peers map the pool read-write and the library checks
+ *        key, bounds and permission before every access; the key table is
+ *        mapped read-only by peers (the kernel enforces it), so a peer can
+ *        never grant itself access. A process that bypasses the library can
+ *        touch the pool of an endpoint it has a channel to, as it could
+ *        ptrace that endpoint anyway.
  *   udp, xdp, and shm memory from unet_mr_reg() (arbitrary user memory):
  *        served by the target's progress loop (unet_rdma_progress or any
  *        unet_msg_poll on its endpoint), as soft-RoCE serves them in a
