@@ -1,0 +1,143 @@
+/*
+ * farm.h - FaRM: the memory of all nodes as one shared address space.
+ *
+ * After Dragojevic et al., "FaRM: Fast Remote Memory" (NSDI'14) and
+ * "No compromises: distributed transactions with consistency, availability,
+ * and performance" (SOSP'15).
+ *
+ * A cluster is a set of members (nodes). The address space is a set of
+ * fixed-size regions; a consistent-hashing ring places each region on a
+ * primary and f backups (src/farm/placement.h). A *configuration* (id,
+ * members, region map) is the unit of change: every message and one-sided
+ * operation carries the configuration id it was issued under, and a node
+ * refuses work from an older configuration (-ESTALE).
+ *
+ * A global address is (region id, offset), packed in 64 bits. Objects live
+ * at cache-line-aligned offsets and carry a header word (lock bit, allocated
+ * bit, version); objects longer than one cache line carry the version in
+ * every line too, so a lock-free one-sided read detects a torn copy and
+ * retries. Reads of remote objects are one-sided READs of the primary;
+ * reads of local objects touch memory directly.
+ *
+ * The application runs inside a node process (as in FaRM): it opens the
+ * node with farm_node_start(), calls the functions below on the thread that
+ * drives the node, and calls farm_poll() (or farm_run()) to make progress
+ * when it has nothing else to do. All functions return 0 or a negative
+ * errno-style code; farm_strerror() explains it.
+ */
+#ifndef FARM_FARM_H
+#define FARM_FARM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint64_t farm_addr_t;
+#define FARM_ADDR(region, off) (((uint64_t)(region) << 32) | (uint32_t)(off))
+#define FARM_REGION(a) ((uint32_t)((a) >> 32))
+#define FARM_OFFSET(a) ((uint32_t)(a))
+#define FARM_NULL ((farm_addr_t)0) /* region 0 offset 0 is never an object */
+
+#define FARM_MAX_MEMBERS 64
+#define FARM_OBJ_MAX (60u << 10) /* largest object payload */
+
+struct farm_member {
+	uint32_t id;        /* unique, > 0 */
+	char addr[128];     /* shm: endpoint name; udp/xdp: "IPV4:PORT" */
+	char netns[64];     /* network namespace the node runs in, "" = none */
+};
+
+/* A cluster's static configuration: the embedded default (no service
+ * needed). Loaded from a file (farm_config_load) or built by the CLI. */
+struct farm_config {
+	char cluster[64];
+	char nic[128];          /* "shm", "udp", "udp:ADDR", "xdp:IF" */
+	uint64_t region_size;   /* bytes, power of two, >= 64 KiB (default 64 MiB) */
+	uint32_t regions;       /* regions in the address space (default 4 per member) */
+	uint32_t replicas;      /* f + 1 (default 3, capped at members) */
+	uint32_t vnodes;        /* ring points per member (default 64) */
+	uint32_t nmembers;
+	struct farm_member members[FARM_MAX_MEMBERS];
+	uint64_t config_id;     /* starts at 1 */
+	char run_dir[256];      /* admin sockets, pid files (default /run/farm/CLUSTER) */
+};
+
+/* Parse a config file. Format: `key = value` lines, `#` comments:
+ *   cluster = demo
+ *   nic = shm
+ *   region_size = 4M          (K/M/G suffixes)
+ *   regions = 12
+ *   replicas = 3
+ *   vnodes = 64
+ *   member = 1 farm-demo-1    (id, address[, netns])
+ *   member = 2 farm-demo-2
+ * Unknown keys, bad numbers, duplicate member ids or addresses: -EINVAL,
+ * with a message naming the line in `err` (may be NULL). */
+int farm_config_load(const char *path, struct farm_config *cfg, char *err, size_t errlen);
+int farm_config_parse(const char *text, struct farm_config *cfg, char *err, size_t errlen);
+void farm_config_defaults(struct farm_config *cfg);
+/* Writes the config back in the file format (the CLI uses it). */
+int farm_config_format(const struct farm_config *cfg, char *buf, size_t len);
+
+struct farm;
+
+/* Start node `self` of the cluster: create its endpoint, connect to every
+ * other member (waiting up to timeout_ms for them: -ETIMEDOUT naming
+ * nobody is a hang), allocate and register the replicas the ring gives it,
+ * and exchange region keys. Returns when the cluster is ready. */
+int farm_node_start(const struct farm_config *cfg, uint32_t self, int timeout_ms,
+		    struct farm **out);
+void farm_node_stop(struct farm *f);
+
+/* Progress: serve peers, move messages. Returns work done (0 = idle). */
+int farm_poll(struct farm *f);
+/* Block until there is work or timeout_ms passes (spins, then sleeps). */
+int farm_idle(struct farm *f, int timeout_ms);
+
+uint32_t farm_self(const struct farm *f);
+uint64_t farm_config_id(const struct farm *f);
+const struct farm_config *farm_get_config(const struct farm *f);
+
+/* Where region `r` lives under the current configuration: out[0] is the
+ * primary, then the backups. Returns the replica count, or -ENOENT. */
+int farm_region_replicas(const struct farm *f, uint32_t region, uint32_t *out, uint32_t max);
+
+/* Allocate an object with `size` payload bytes (1..FARM_OBJ_MAX). With
+ * `near` != FARM_NULL, place it in near's region when there is room
+ * (FaRM's locality hint). Allocation runs at the region's primary and is
+ * replicated to its backups before it returns. */
+int farm_alloc(struct farm *f, uint32_t size, farm_addr_t near, farm_addr_t *out);
+int farm_free(struct farm *f, farm_addr_t addr);
+
+/* Lock-free consistent read of the object at `addr` (`len` <= its size):
+ * one-sided READs of the primary, retried while the object is locked or
+ * its line versions disagree; never returns a torn object. Errors:
+ * -ENOENT unknown region, -ERANGE offset outside the region, -EINVAL not
+ * an object start / freed object, -EFBIG len beyond the object,
+ * -EAGAIN still locked/torn after many retries. *version (may be NULL)
+ * gets the version read. */
+int farm_read(struct farm *f, farm_addr_t addr, void *buf, uint32_t len, uint64_t *version);
+
+/* Write one object outside a transaction: the primary locks it, installs
+ * the bytes with a new version, replicates to the backups, unlocks. */
+int farm_write(struct farm *f, farm_addr_t addr, const void *buf, uint32_t len);
+
+/* Object payload size, from its header (a one-sided read). */
+int farm_obj_size(struct farm *f, farm_addr_t addr, uint32_t *size);
+
+struct farm_stats {
+	uint64_t reads_local, reads_remote, read_retries;
+	uint64_t writes, allocs, frees;
+	uint64_t msgs_in, msgs_out, stale_refused;
+};
+void farm_get_stats(const struct farm *f, struct farm_stats *st);
+
+const char *farm_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FARM_FARM_H */
