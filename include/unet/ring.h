@@ -118,10 +118,12 @@ static inline uint32_t unet_ring_cons__nb_avail(struct unet_ring *r, uint32_t wa
 	if (n == 0 || n < want) {
 		r->cached_prod = __atomic_load_n(&r->hdr->prod, __ATOMIC_ACQUIRE);
 		n = r->cached_prod - r->cached_cons;
-		if (n > r->size) { /* corrupt producer: clamp, the caller validates slots */
-			r->cached_prod = r->cached_cons + r->size;
-			n = r->size;
-		}
+	}
+	/* Corrupt producer: clamp, the caller validates slots. Checked on the
+	 * cached path too: attach copies the peer's index unchecked. */
+	if (n > r->size) {
+		r->cached_prod = r->cached_cons + r->size;
+		n = r->size;
 	}
 	return n;
 }
