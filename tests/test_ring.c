@@ -95,7 +95,9 @@ static void attach_as(struct unet_ring *r, void *mem, uint32_t size, uint32_t es
 
 static void *ring_mem(uint32_t size, uint32_t esize)
 {
-	void *m = aligned_alloc(UNET_CACHELINE, unet_ring__bytes(size, esize));
+	size_t bytes = unet_ring__bytes(size, esize);
+	bytes = (bytes + UNET_CACHELINE - 1) / UNET_CACHELINE * UNET_CACHELINE;
+	void *m = aligned_alloc(UNET_CACHELINE, bytes);
 
 	assert_non_null(m);
 	memset(m, 0x5a, unet_ring__bytes(size, esize));
