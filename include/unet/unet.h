@@ -122,7 +122,8 @@ const struct unet_ep_attr *unet_ep_attr(const struct unet_ep *ep);
 /* Open a channel to `remote` and return its id (>= 0). On shm `remote` is
  * the peer endpoint's name and both sides must open the channel to each
  * other (the first to arrive waits up to timeout_ms for the other; -1 = no
- * limit); on udp/xdp it is "IPV4:PORT" and returns at once. */
+ * limit); on udp/xdp it is "IPV4:PORT" and returns at once. A channel from
+ * a shm endpoint to itself is refused with -EINVAL. */
 int unet_chan_open(struct unet_ep *ep, const char *remote, int timeout_ms);
 int unet_chan_close(struct unet_ep *ep, unsigned chan);
 /* 0 when open, -ENOTCONN when closed or unknown, -ECONNRESET when the peer

@@ -105,6 +105,13 @@ const char *unet_nic_kind(const struct unet_nic *nic)
 	return nic->ops->kind;
 }
 
+static size_t ring_bytes(uint32_t size, uint32_t esize)
+{
+	size_t b = unet_ring__bytes(size, esize);
+
+	return (b + UNET_CACHELINE - 1) / UNET_CACHELINE * UNET_CACHELINE;
+}
+
 static int pow2(uint32_t v)
 {
 	return v && (v & (v - 1)) == 0;
@@ -157,10 +164,12 @@ int unet_ep_create(struct unet_nic *nic, const char *name, const struct unet_ep_
 		goto fail;
 	rc = -ENOMEM;
 	ep->chans = calloc(ep->attr.max_chans, sizeof(*ep->chans));
+	/* aligned_alloc wants a multiple of the alignment (16-byte completions
+	 * times a depth of 1 or 2 is not). */
 	ep->sq_mem = aligned_alloc(UNET_CACHELINE,
-				   unet_ring__bytes(ep->attr.sq_depth, sizeof(struct unet_desc)));
+				   ring_bytes(ep->attr.sq_depth, sizeof(struct unet_desc)));
 	ep->cq_mem = aligned_alloc(UNET_CACHELINE,
-				   unet_ring__bytes(ep->attr.sq_depth, sizeof(struct unet_comp)));
+				   ring_bytes(ep->attr.sq_depth, sizeof(struct unet_comp)));
 	if (!ep->chans || !ep->sq_mem || !ep->cq_mem)
 		goto fail;
 	unet_ring_attach(&ep->sq, ep->sq_mem, ep->attr.sq_depth, sizeof(struct unet_desc), 1);

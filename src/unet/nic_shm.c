@@ -795,6 +795,8 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 
 	if (strlen(remote) >= UNET_NAME_MAX)
 		return -ENAMETOOLONG;
+	if (strcmp(remote, ep->name) == 0)
+		return -EINVAL; /* a channel pairs two endpoints; ours would race itself */
 	rc = sock_addr(remote, &sa, &salen);
 	if (rc < 0)
 		return rc;

@@ -153,6 +153,37 @@ int proc_count_maps(void)
 	return n;
 }
 
+int proc_count_maps_of(const char *what)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+uint64_t proc_mapped_bytes(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	uint64_t total = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, b;
+		if (sscanf(line, "%llx-%llx", &a, &b) == 2)
+			total += b - a;
+	}
+	fclose(f);
+	return total;
+}
+
 void proc_name(char *out, size_t n, const char *tag)
 {
 	static unsigned counter;

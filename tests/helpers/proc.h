@@ -37,6 +37,9 @@ uint32_t proc_get_u32(const uint32_t *p);
 /* Open file descriptors / memory mappings of this process right now. */
 int proc_count_fds(void);
 int proc_count_maps(void);
+/* Mappings whose path contains `what` ("memfd:"), and mapped bytes in all. */
+int proc_count_maps_of(const char *what);
+uint64_t proc_mapped_bytes(void);
 
 /* A host-wide unique endpoint name: "<tag>-<pid>-<counter>". */
 void proc_name(char *out, size_t n, const char *tag);
