@@ -167,6 +167,11 @@ int unet_wait(struct unet_ep *ep, int timeout_ms);
 int unet_progress(struct unet_ep *ep);
 
 void unet_get_stats(const struct unet_ep *ep, struct unet_stats *st);
+/* One line saying how the NIC runs this endpoint, "KIND key=value ...", e.g.
+ * "xdp dev=veth0 queue=0 mode=native bind=copy frame=2048 ...". Written into
+ * buf (always NUL-terminated when len > 0); returns the length it needed,
+ * like snprintf, or a negative code. */
+int unet_ep_info(const struct unet_ep *ep, char *buf, size_t len);
 const char *unet_strerror(int err);
 
 #ifdef __cplusplus

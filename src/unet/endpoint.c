@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -433,6 +434,15 @@ void unet_get_stats(const struct unet_ep *ep, struct unet_stats *st)
 	*st = ep->st;
 	if (ep->nic->ops->stats)
 		ep->nic->ops->stats(ep, st);
+}
+
+int unet_ep_info(const struct unet_ep *ep, char *buf, size_t len)
+{
+	if (!ep || (!buf && len))
+		return -EINVAL;
+	if (ep->nic->ops->info)
+		return ep->nic->ops->info(ep, buf, len);
+	return snprintf(buf, len, "%s name=%s", ep->nic->ops->kind, ep->name);
 }
 
 const char *unet_strerror(int err)

@@ -67,6 +67,8 @@ struct unet_nic_ops {
 	int (*event)(struct unet_ep *ep);
 	/* Add NIC-side counters (e.g. drops counted by the sending peer). */
 	void (*stats)(const struct unet_ep *ep, struct unet_stats *st);
+	/* Optional: describe how the NIC runs this endpoint (snprintf-like). */
+	int (*info)(const struct unet_ep *ep, char *buf, size_t len);
 	/* One-sided access, optional: chan < 0 = our own pool, else the peer's
 	 * on that channel. -EOPNOTSUPP when the NIC has none. */
 	int (*pool)(struct unet_ep *ep, int chan, struct unet_pool_view *v);
