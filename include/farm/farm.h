@@ -21,7 +21,7 @@
  *
  * The application runs inside a node process (as in FaRM): it opens the
  * node with farm_node_start(), calls the functions below on the thread that
- * drives the node, and calls farm_poll() (or farm_run()) to make progress
+ * drives the node, and calls farm_poll() or farm_idle() to make progress
  * when it has nothing else to do. All functions return 0 or a negative
  * errno-style code; farm_strerror() explains it.
  */
@@ -79,7 +79,8 @@ struct farm_config {
 int farm_config_load(const char *path, struct farm_config *cfg, char *err, size_t errlen);
 int farm_config_parse(const char *text, struct farm_config *cfg, char *err, size_t errlen);
 void farm_config_defaults(struct farm_config *cfg);
-/* Writes the config back in the file format (the CLI uses it). */
+/* Writes the config back in the file format (the CLI uses it). Returns the
+ * length written (without the NUL), or -ENOSPC when `len` is too small. */
 int farm_config_format(const struct farm_config *cfg, char *buf, size_t len);
 
 struct farm;
@@ -90,6 +91,11 @@ struct farm;
  * and exchange region keys. Returns when the cluster is ready. */
 int farm_node_start(const struct farm_config *cfg, uint32_t self, int timeout_ms,
 		    struct farm **out);
+/* The same, and on failure a sentence a person can act on in `err` (may be
+ * NULL): which member did not answer, which field of the config is wrong,
+ * that the endpoint name is taken by a live node. */
+int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeout_ms,
+			struct farm **out, char *err, size_t errlen);
 void farm_node_stop(struct farm *f);
 
 /* Progress: serve peers, move messages. Returns work done (0 = idle). */
