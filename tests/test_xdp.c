@@ -24,7 +24,6 @@
 
 #include "helpers/netns.h"
 #include "helpers/proc.h"
-#include "helpers/shm_peer.h"
 #include "unet/unet.h"
 
 #define CHECK(cond)                                                                        \
@@ -35,6 +34,83 @@
 			return __LINE__ % 200 + 1;                                         \
 		}                                                                          \
 	} while (0)
+
+/* An endpoint and its NIC, with receive-with-deadline and send-until-
+ * accepted, and a byte pattern tied to a sequence number. */
+struct peer {
+	struct unet_nic *nic;
+	struct unet_ep *ep;
+	uint8_t *seg;
+	size_t seg_size;
+};
+
+static void peer_close(struct peer *p)
+{
+	if (p->ep)
+		unet_ep_destroy(p->ep);
+	if (p->nic)
+		unet_nic_close(p->nic);
+	memset(p, 0, sizeof(*p));
+}
+
+static int peer_recv(struct peer *p, struct unet_desc *d, unsigned max, int timeout_ms)
+{
+	uint64_t deadline = proc_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		int n = unet_recv(p->ep, d, max);
+		if (n != 0)
+			return n;
+		uint64_t t = proc_now_ms();
+		if (t >= deadline)
+			return 0;
+		int w = unet_wait(p->ep, (int)(deadline - t));
+		if (w < 0)
+			return w;
+	}
+}
+
+static int peer_send(struct peer *p, const struct unet_desc *d, int timeout_ms)
+{
+	uint64_t deadline = proc_now_ms() + (uint64_t)timeout_ms;
+	struct unet_comp c[32];
+
+	for (;;) {
+		int rc = unet_send(p->ep, d, 1);
+		if (rc == 1)
+			return 0;
+		if (rc != -EAGAIN || proc_now_ms() >= deadline)
+			return rc;
+		unet_poll_comp(p->ep, c, 32);
+	}
+}
+
+static const uint8_t *peer_payload(struct peer *p, const struct unet_desc *d)
+{
+	return (d->flags & UNET_DF_INLINE) ? d->data : unet_ptr(p->ep, d->off);
+}
+
+static uint8_t pattern_byte(uint32_t i, uint64_t seq)
+{
+	uint64_t x = (seq + 1) * 0x9e3779b97f4a7c15ull + (i / 8) * 0xbf58476d1ce4e5b9ull;
+
+	x ^= x >> 31;
+	return (uint8_t)(x >> ((i % 8) * 8));
+}
+
+static void pattern_fill(uint8_t *p, uint32_t len, uint64_t seq)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = pattern_byte(i, seq);
+}
+
+static int pattern_check(const uint8_t *p, uint32_t len, uint64_t seq)
+{
+	for (uint32_t i = 0; i < len; i++)
+		if (p[i] != pattern_byte(i, seq))
+			return -1;
+	return 0;
+}
 
 struct shared {
 	uint32_t ready[4];
@@ -320,6 +396,231 @@ static void test_kernel_interop_generic(void **state)
 	kernel_interop("?mode=generic");
 }
 
+/* ---- the rest of the interface's traffic still reaches the kernel ------- */
+
+static int icmp_ping(const char *dst)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	struct icmphdr req = {.type = ICMP_ECHO, .un.echo.id = htons(0x7557)};
+	uint8_t buf[256];
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+
+	if (fd < 0)
+		return -errno;
+	inet_pton(AF_INET, dst, &to.sin_addr);
+	for (int seq = 1; seq <= 3; seq++) {
+		req.un.echo.sequence = htons((uint16_t)seq);
+		req.checksum = 0;
+		uint32_t sum = 0;
+		const uint16_t *w = (const uint16_t *)&req;
+		for (unsigned i = 0; i < sizeof(req) / 2; i++)
+			sum += w[i];
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		req.checksum = (uint16_t)~sum;
+		sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		while (poll(&pf, 1, 1000) == 1) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			if (n < 28)
+				continue;
+			const struct icmphdr *h = (const struct icmphdr *)(buf + (buf[0] & 15) * 4);
+			if (h->type == ICMP_ECHOREPLY && h->un.echo.id == req.un.echo.id) {
+				close(fd);
+				return 0;
+			}
+		}
+	}
+	close(fd);
+	return -ETIMEDOUT;
+}
+
+static int others_server(void *arg)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7001)};
+	struct peer p;
+	struct unet_desc d;
+	uint8_t buf[64];
+	int one = 1;
+
+	CHECK(xdp_open(&p, 0, g_mode, "7000") == 0);
+	CHECK(chan_to(&p, 1, 7000) >= 0); /* a channel to the very port the client uses */
+	inet_pton(AF_INET, P.ip[0], &a.sin_addr);
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(u >= 0 && bind(u, (struct sockaddr *)&a, sizeof(a)) == 0);
+	a.sin_port = htons(7002);
+	int t = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	CHECK(t >= 0 && bind(t, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(t, 4) == 0);
+	proc_set_u32(&S->ready[0], 1);
+	/* UDP echo on another port of the same address, then one TCP accept */
+	struct sockaddr_in from;
+	socklen_t fl = sizeof(from);
+	struct pollfd pf = {.fd = u, .events = POLLIN};
+	CHECK(poll(&pf, 1, 5000) == 1);
+	ssize_t n = recvfrom(u, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+	CHECK(n == 5 && memcmp(buf, "hello", 5) == 0);
+	CHECK(sendto(u, "olleh", 5, 0, (struct sockaddr *)&from, fl) == 5);
+	pf.fd = t;
+	CHECK(poll(&pf, 1, 5000) == 1);
+	int c = accept(t, NULL, NULL);
+	CHECK(c >= 0);
+	CHECK(read(c, buf, 3) == 3 && memcmp(buf, "tcp", 3) == 0);
+	CHECK(proc_wait_u32(&S->go, 1, 10000) == 0);
+	/* none of that was the endpoint's */
+	CHECK(unet_recv(p.ep, &d, 1) == 0);
+	unet_get_stats(p.ep, &S->st[0]);
+	close(c);
+	close(t);
+	close(u);
+	peer_close(&p);
+	return 0;
+}
+
+static int others_client(void *arg)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(7001)};
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(7000)};
+	uint8_t buf[16];
+
+	CHECK(proc_wait_u32(&S->ready[0], 1, 10000) == 0);
+	inet_pton(AF_INET, P.ip[0], &to.sin_addr);
+	inet_pton(AF_INET, P.ip[1], &me.sin_addr);
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	struct timeval tv = {.tv_sec = 3};
+	setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CHECK(bind(u, (struct sockaddr *)&me, sizeof(me)) == 0);
+	CHECK(sendto(u, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to)) == 5);
+	CHECK(recv(u, buf, sizeof(buf), 0) == 5 && memcmp(buf, "olleh", 5) == 0);
+	int t = socket(AF_INET, SOCK_STREAM, 0);
+	to.sin_port = htons(7002);
+	CHECK(connect(t, (struct sockaddr *)&to, sizeof(to)) == 0);
+	CHECK(write(t, "tcp", 3) == 3);
+	CHECK(icmp_ping(P.ip[0]) == 0);
+	close(t);
+	close(u);
+	return 0;
+}
+
+static void test_other_traffic_reaches_kernel(void **state)
+{
+	char out[512];
+
+	if (pair_up(NULL) < 0) {
+		skip();
+		return;
+	}
+	g_mode = "";
+	/* Empty neighbour tables: both kernels must ARP through the program. */
+	netns_sh(P.ns[0], NULL, 0, "ip neigh flush dev %s", P.dev[0]);
+	netns_sh(P.ns[1], NULL, 0, "ip neigh flush dev %s", P.dev[1]);
+	pid_t srv = netns_fork(P.ns[0], others_server, NULL);
+	int rc = netns_run(P.ns[1], others_client, NULL, 20000);
+	proc_set_u32(&S->go, 1);
+	assert_int_equal(rc, 0);
+	assert_int_equal(proc_wait(srv, 10000), 0);
+	assert_int_equal(S->st[0].rx_msgs, 0);
+	assert_int_equal(S->st[0].rx_drop_nochan + S->st[0].rx_drop_bad, 0);
+	assert_int_equal(netns_sh(P.ns[1], out, sizeof(out), "ip neigh show %s", P.ip[0]), 0);
+	assert_non_null(strstr(out, "lladdr"));
+}
+
+/* ---- bad input ------------------------------------------------------------ */
+
+static int bad_input_child(void *arg)
+{
+	struct unet_nic *nic;
+	struct unet_ep *ep, *ep2;
+	char uri[128], r[64];
+	struct unet_ep_attr big = {.rx_buf_size = 8192};
+
+	CHECK(unet_nic_open("xdp:", &nic) == -EINVAL);
+	CHECK(unet_nic_open("xdp:nosuchdev0", &nic) == -ENODEV);
+	CHECK(unet_nic_open("xdp:averyveryverylongifname", &nic) == -ENAMETOOLONG);
+	snprintf(uri, sizeof(uri), "xdp:%s?mode=fast", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == -EINVAL);
+	snprintf(uri, sizeof(uri), "xdp:%s?queue=x", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == -EINVAL);
+	snprintf(uri, sizeof(uri), "xdp:%s?queue=1000", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == -EINVAL);
+	snprintf(uri, sizeof(uri), "xdp:%s?ip=1.2.3", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == -EINVAL);
+	snprintf(uri, sizeof(uri), "xdp:%s?color=red", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == -EINVAL);
+	snprintf(uri, sizeof(uri), "xdp:%s?mode=generic&queue=0", P.dev[0]);
+	CHECK(unet_nic_open(uri, &nic) == 0);
+	CHECK(strcmp(unet_nic_kind(nic), "xdp") == 0);
+	CHECK(unet_ep_create(nic, "http", NULL, &ep) == -EINVAL);
+	CHECK(unet_ep_create(nic, "70000", NULL, &ep) == -EINVAL);
+	CHECK(unet_ep_create(nic, "-1", NULL, &ep) == -EINVAL);
+	CHECK(unet_ep_create(nic, "7000", &big, &ep) == -EINVAL);
+
+	/* A port a kernel socket holds is not ours to take. */
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7005)};
+	inet_pton(AF_INET, P.ip[0], &a.sin_addr);
+	int k = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(bind(k, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(unet_ep_create(nic, "7005", NULL, &ep) == -EADDRINUSE);
+	close(k);
+
+	CHECK(unet_ep_create(nic, "0", NULL, &ep) == 0);
+	CHECK(atoi(unet_ep_name(ep)) > 0); /* "0" became the port the kernel chose */
+	/* One socket per queue: a second endpoint on queue 0 is refused. */
+	CHECK(unet_ep_create(nic, "7006", NULL, &ep2) == -EBUSY);
+
+	CHECK(unet_chan_open(ep, "10.77.1.2", 0) == -EINVAL);
+	CHECK(unet_chan_open(ep, "10.77.1.2:0", 0) == -EINVAL);
+	CHECK(unet_chan_open(ep, "10.77.1.2:65536", 0) == -EINVAL);
+	CHECK(unet_chan_open(ep, "300.1.1.1:5", 0) == -EINVAL);
+	CHECK(unet_chan_open(ep, "peer:5", 0) == -EINVAL);
+	CHECK(unet_chan_open(ep, "192.0.2.1:5", 0) == -EHOSTUNREACH); /* no route */
+	CHECK(unet_chan_open(ep, "127.0.0.1:5", 0) == -EHOSTUNREACH);
+	snprintf(r, sizeof(r), "10.77.%u.99:5", P.subnet); /* on-link, nobody there */
+	CHECK(unet_chan_open(ep, r, 0) == -EHOSTUNREACH);
+	snprintf(r, sizeof(r), "%s:7000", P.ip[1]);
+	int ch = unet_chan_open(ep, r, 1000);
+	CHECK(ch >= 0);
+	CHECK(unet_chan_open(ep, r, 1000) == -EEXIST);
+	int mtu = unet_chan_mtu(ep, (unsigned)ch);
+	CHECK(mtu == 1472);
+
+	size_t segsz;
+	uint8_t *seg = unet_ep_segment(ep, &segsz);
+	CHECK(seg != NULL && segsz >= (1u << 20));
+	struct unet_desc d = {.chan = (uint16_t)ch, .len = (uint32_t)mtu + 1};
+	CHECK(unet_send(ep, &d, 1) == -EMSGSIZE);
+	d.len = 16;
+	d.off = segsz - 8;
+	CHECK(unet_send(ep, &d, 1) == -ERANGE);
+	d.chan = 63;
+	d.off = 0;
+	CHECK(unet_send(ep, &d, 1) == -ENOTCONN);
+	/* Releasing what was never received: application part, beyond the
+	 * rx frames, inline/event descriptors are no-ops. */
+	struct unet_desc rel = {.off = 0, .len = 10};
+	CHECK(unet_release(ep, &rel, 1) == -ERANGE);
+	rel.off = segsz + 64 * 4096 + 10 * 4096;
+	CHECK(unet_release(ep, &rel, 1) == -ERANGE);
+	rel.off = segsz + 256 + 42; /* the first rx frame, with the kernel */
+	CHECK(unet_release(ep, &rel, 1) == -EALREADY);
+	rel.flags = UNET_DF_INLINE;
+	CHECK(unet_release(ep, &rel, 1) == 0);
+	CHECK(unet_chan_close(ep, (unsigned)ch) == 0);
+	CHECK(unet_chan_close(ep, (unsigned)ch) == -ENOTCONN);
+	unet_ep_destroy(ep);
+	unet_nic_close(nic);
+	return 0;
+}
+
+static void test_bad_input(void **state)
+{
+	if (pair_up(NULL) < 0) {
+		skip();
+		return;
+	}
+	assert_int_equal(netns_run(P.ns[0], bad_input_child, NULL, 20000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +629,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_pingpong_generic, teardown),
 		cmocka_unit_test_teardown(test_kernel_interop_native, teardown),
 		cmocka_unit_test_teardown(test_kernel_interop_generic, teardown),
+		cmocka_unit_test_teardown(test_other_traffic_reaches_kernel, teardown),
+		cmocka_unit_test_teardown(test_bad_input, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
