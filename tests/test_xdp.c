@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
+#include "helpers/net_peer.h"
 #include "helpers/netns.h"
 #include "helpers/proc.h"
 #include "unet/unet.h"
@@ -34,83 +35,6 @@
 			return __LINE__ % 200 + 1;                                         \
 		}                                                                          \
 	} while (0)
-
-/* An endpoint and its NIC, with receive-with-deadline and send-until-
- * accepted, and a byte pattern tied to a sequence number. */
-struct peer {
-	struct unet_nic *nic;
-	struct unet_ep *ep;
-	uint8_t *seg;
-	size_t seg_size;
-};
-
-static void peer_close(struct peer *p)
-{
-	if (p->ep)
-		unet_ep_destroy(p->ep);
-	if (p->nic)
-		unet_nic_close(p->nic);
-	memset(p, 0, sizeof(*p));
-}
-
-static int peer_recv(struct peer *p, struct unet_desc *d, unsigned max, int timeout_ms)
-{
-	uint64_t deadline = proc_now_ms() + (uint64_t)timeout_ms;
-
-	for (;;) {
-		int n = unet_recv(p->ep, d, max);
-		if (n != 0)
-			return n;
-		uint64_t t = proc_now_ms();
-		if (t >= deadline)
-			return 0;
-		int w = unet_wait(p->ep, (int)(deadline - t));
-		if (w < 0)
-			return w;
-	}
-}
-
-static int peer_send(struct peer *p, const struct unet_desc *d, int timeout_ms)
-{
-	uint64_t deadline = proc_now_ms() + (uint64_t)timeout_ms;
-	struct unet_comp c[32];
-
-	for (;;) {
-		int rc = unet_send(p->ep, d, 1);
-		if (rc == 1)
-			return 0;
-		if (rc != -EAGAIN || proc_now_ms() >= deadline)
-			return rc;
-		unet_poll_comp(p->ep, c, 32);
-	}
-}
-
-static const uint8_t *peer_payload(struct peer *p, const struct unet_desc *d)
-{
-	return (d->flags & UNET_DF_INLINE) ? d->data : unet_ptr(p->ep, d->off);
-}
-
-static uint8_t pattern_byte(uint32_t i, uint64_t seq)
-{
-	uint64_t x = (seq + 1) * 0x9e3779b97f4a7c15ull + (i / 8) * 0xbf58476d1ce4e5b9ull;
-
-	x ^= x >> 31;
-	return (uint8_t)(x >> ((i % 8) * 8));
-}
-
-static void pattern_fill(uint8_t *p, uint32_t len, uint64_t seq)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = pattern_byte(i, seq);
-}
-
-static int pattern_check(const uint8_t *p, uint32_t len, uint64_t seq)
-{
-	for (uint32_t i = 0; i < len; i++)
-		if (p[i] != pattern_byte(i, seq))
-			return -1;
-	return 0;
-}
 
 struct shared {
 	uint32_t ready[4];
@@ -152,7 +76,7 @@ static int teardown(void **state)
 }
 
 /* Open the xdp NIC on our side's veth end and an endpoint on `port`. */
-static int xdp_open(struct peer *p, int side, const char *opts, const char *port)
+static int xdp_open(struct np *p, int side, const char *opts, const char *port)
 {
 	char uri[128];
 	int rc;
@@ -173,7 +97,7 @@ static int xdp_open(struct peer *p, int side, const char *opts, const char *port
 	return 0;
 }
 
-static int chan_to(struct peer *p, int side, unsigned port)
+static int chan_to(struct np *p, int side, unsigned port)
 {
 	char r[64];
 
@@ -189,7 +113,7 @@ static const uint32_t sizes[] = {1, 8, 47, 48, 49, 64, 100, 512, 1000, 1400, 147
 
 static int echo_child(void *arg)
 {
-	struct peer p;
+	struct np p;
 	struct unet_desc d[16];
 	int ch;
 
@@ -198,7 +122,7 @@ static int echo_child(void *arg)
 	unet_ep_info(p.ep, S->info[1], sizeof(S->info[1]));
 	proc_set_u32(&S->ready[1], 1);
 	for (int got = 0; got < ROUNDS;) {
-		int n = peer_recv(&p, d, 16, 5000);
+		int n = np_recv(&p, d, 16, 5000);
 		CHECK(n > 0);
 		for (int i = 0; i < n; i++, got++) {
 			struct unet_desc out = d[i];
@@ -210,19 +134,19 @@ static int echo_child(void *arg)
 				CHECK(unet_release(p.ep, &d[i], 1) == 0);
 				CHECK(unet_release(p.ep, &d[i], 1) == -EALREADY);
 			}
-			CHECK(peer_send(&p, &out, 2000) == 0);
+			CHECK(np_send(&p, &out, 2000) == 0);
 			struct unet_comp c[8];
 			unet_poll_comp(p.ep, c, 8);
 		}
 	}
 	unet_get_stats(p.ep, &S->st[1]);
-	peer_close(&p);
+	np_close(&p);
 	return 0;
 }
 
 static int ping_child(void *arg)
 {
-	struct peer p;
+	struct np p;
 	int ch;
 
 	CHECK(proc_wait_u32(&S->ready[1], 1, 10000) == 0);
@@ -235,17 +159,17 @@ static int ping_child(void *arg)
 		struct unet_desc d = {.chan = (uint16_t)ch, .len = len}, in;
 		if (len <= UNET_INLINE_MAX) {
 			d.flags = UNET_DF_INLINE;
-			pattern_fill(d.data, len, (uint64_t)r);
+			np_fill(d.data, len, (uint64_t)r);
 		} else {
 			d.off = 8192 + (uint64_t)(r % 7) * 3; /* odd offsets too */
-			pattern_fill(p.seg + d.off, len, (uint64_t)r);
+			np_fill(p.seg + d.off, len, (uint64_t)r);
 		}
-		CHECK(peer_send(&p, &d, 2000) == 0);
-		CHECK(peer_recv(&p, &in, 1, 2000) == 1);
+		CHECK(np_send(&p, &d, 2000) == 0);
+		CHECK(np_recv(&p, &in, 1, 2000) == 1);
 		CHECK(in.len == len);
 		CHECK(in.chan == ch);
 		CHECK(((in.flags & UNET_DF_INLINE) != 0) == (len <= UNET_INLINE_MAX));
-		CHECK(pattern_check(peer_payload(&p, &in), len, (uint64_t)r) == 0);
+		CHECK(np_check(np_payload(&p, &in), len, (uint64_t)r) == 0);
 		CHECK(unet_release(p.ep, &in, 1) == 0);
 		struct unet_comp c[8];
 		int nc = unet_poll_comp(p.ep, c, 8);
@@ -253,7 +177,7 @@ static int ping_child(void *arg)
 			CHECK(c[i].status == 0);
 	}
 	unet_get_stats(p.ep, &S->st[0]);
-	peer_close(&p);
+	np_close(&p);
 	return 0;
 }
 
@@ -312,7 +236,7 @@ static int kernel_child(void *arg)
 	CHECK(proc_wait_u32(&S->ready[0], 1, 10000) == 0);
 	/* kernel -> endpoint */
 	for (unsigned r = 0; r < NSIZES; r++) {
-		pattern_fill(buf, sizes[r], r);
+		np_fill(buf, sizes[r], r);
 		CHECK(sendto(fd, buf, sizes[r], 0, (struct sockaddr *)&ep, sizeof(ep)) ==
 		      (ssize_t)sizes[r]);
 		usleep(2000); /* the endpoint's rx frames are few; no burst needed */
@@ -324,7 +248,7 @@ static int kernel_child(void *arg)
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
 		CHECK(n == (ssize_t)sizes[r]);
 		CHECK(from.sin_addr.s_addr == ep.sin_addr.s_addr && from.sin_port == htons(7000));
-		CHECK(pattern_check(buf, (uint32_t)n, 100 + r) == 0);
+		CHECK(np_check(buf, (uint32_t)n, 100 + r) == 0);
 	}
 	close(fd);
 	return 0;
@@ -332,7 +256,7 @@ static int kernel_child(void *arg)
 
 static int xdp_kernel_child(void *arg)
 {
-	struct peer p;
+	struct np p;
 	struct unet_desc in;
 	int ch;
 
@@ -342,7 +266,7 @@ static int xdp_kernel_child(void *arg)
 	unet_ep_info(p.ep, S->info[0], sizeof(S->info[0]));
 	proc_set_u32(&S->ready[0], 1);
 	for (unsigned r = 0; r < NSIZES; r++) {
-		if (peer_recv(&p, &in, 1, 3000) != 1) {
+		if (np_recv(&p, &in, 1, 3000) != 1) {
 			struct unet_stats st;
 			unet_get_stats(p.ep, &st);
 			fprintf(stderr, "rx %u: bad %llu nochan %llu nobuf %llu\n", r,
@@ -351,13 +275,13 @@ static int xdp_kernel_child(void *arg)
 			return 99;
 		}
 		CHECK(in.len == sizes[r] && in.chan == ch);
-		CHECK(pattern_check(peer_payload(&p, &in), in.len, r) == 0);
+		CHECK(np_check(np_payload(&p, &in), in.len, r) == 0);
 		CHECK(unet_release(p.ep, &in, 1) == 0);
 	}
 	for (unsigned r = 0; r < NSIZES; r++) {
 		struct unet_desc d = {.chan = (uint16_t)ch, .len = sizes[r], .off = 100 * r};
-		pattern_fill(p.seg + d.off, d.len, 100 + r);
-		CHECK(peer_send(&p, &d, 2000) == 0);
+		np_fill(p.seg + d.off, d.len, 100 + r);
+		CHECK(np_send(&p, &d, 2000) == 0);
 	}
 	struct unet_comp c[16];
 	int nc = 0;
@@ -366,7 +290,7 @@ static int xdp_kernel_child(void *arg)
 	CHECK(nc == (int)NSIZES);
 	usleep(100000); /* let the kernel side read before we go */
 	unet_get_stats(p.ep, &S->st[0]);
-	peer_close(&p);
+	np_close(&p);
 	return 0;
 }
 
@@ -438,7 +362,7 @@ static int icmp_ping(const char *dst)
 static int others_server(void *arg)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7001)};
-	struct peer p;
+	struct np p;
 	struct unet_desc d;
 	uint8_t buf[64];
 	int one = 1;
@@ -473,7 +397,7 @@ static int others_server(void *arg)
 	close(c);
 	close(t);
 	close(u);
-	peer_close(&p);
+	np_close(&p);
 	return 0;
 }
 
