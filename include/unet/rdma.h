@@ -64,13 +64,16 @@ struct unet_rdma_attr {
 			      pool is shared with channel peers */
 	uint32_t max_mrs;  /* registrations (default 256) */
 	uint32_t cq_depth; /* completion queue (default 4096): in-flight limit */
+	uint32_t timeout_ms; /* served operations with no reply for this long
+				complete with -ETIMEDOUT (default 5000) */
 };
 
 struct unet_rdma_comp {
 	uint64_t wr_id;
 	int status;        /* 0, or: -EACCES (bad/revoked key or permission),
 			      -ERANGE (outside the region), -EINVAL (misaligned
-			      atomic), -ETIMEDOUT, -ECONNRESET (peer gone) */
+			      atomic), -ETIMEDOUT, -ECONNRESET (peer gone),
+			      -EPROTO never from a correct peer */
 	uint8_t op;        /* enum unet_rdma_op */
 	uint64_t value;    /* CAS/FADD: the word's value before the operation */
 };
