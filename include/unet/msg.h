@@ -67,7 +67,9 @@ struct unet_msg_attr {
 /* Completion of a request: the reply, or why there is none. */
 struct unet_msg_comp {
 	uint64_t req_id;
-	int status;       /* 0, -ETIMEDOUT, -ECONNRESET, -EMSGSIZE (reply > cap) */
+	int status;       /* 0, -ETIMEDOUT, -ECONNRESET, -EMSGSIZE (reply > cap:
+			     the first cap bytes were written), -EOPNOTSUPP (no
+			     handler for the type at the peer) */
 	uint32_t len;     /* reply length (bytes written to the reply buffer) */
 	void *ctx;        /* as given to unet_msg_request */
 };
@@ -79,16 +81,31 @@ struct unet_msg_stats {
 };
 
 /* Wrap endpoint `ep` (which stays owned by the caller and must outlive the
- * msg endpoint). `attr` may be NULL. */
+ * msg endpoint). `attr` may be NULL. All traffic on `ep` then belongs to
+ * msg: its segment is cut into stage_size chunks, one per attached channel
+ * (-ENOMEM when seg_size < stage_size), and messages on channels that are
+ * not attached are dropped and counted (frags_bad). -EINVAL for a bad
+ * attribute (max_reqs > 65535, stage_size < 8 KiB). */
 int unet_msg_create(struct unet_ep *ep, const struct unet_msg_attr *attr,
 		    struct unet_msg_ep **out);
 void unet_msg_destroy(struct unet_msg_ep *mep);
 struct unet_ep *unet_msg_unet(struct unet_msg_ep *mep);
 
-/* Start reliable messaging on an open U-Net channel. Both ends must do it. */
+/* Start reliable messaging on an open U-Net channel. Both ends must do it;
+ * it returns at once and the handshake completes in unet_msg_poll (messages
+ * sent meanwhile are queued). Attaching a failed channel starts it afresh.
+ * -ENOTCONN (no open U-Net channel), -EALREADY (attached), -ENOMEM (every
+ * stage_size chunk of the segment is taken by another channel). */
 int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan);
-/* Stop, dropping anything unsent; outstanding requests fail with -ECONNRESET. */
+/* Stop, dropping anything unsent; outstanding requests fail with -ECONNRESET.
+ * The peer is told (best effort) and its channel fails with -ECONNRESET. */
 int unet_msg_detach(struct unet_msg_ep *mep, unsigned chan);
+/* 0 when established, -EINPROGRESS during the handshake, -ENOTCONN when not
+ * attached, or why the channel failed: -ECONNRESET (peer died, detached or
+ * restarted), -ETIMEDOUT (dead_ms), -EMSGSIZE (the peer's buffers are
+ * smaller than our fragments). A failed channel stays failed until
+ * detached or re-attached. */
+int unet_msg_status(struct unet_msg_ep *mep, unsigned chan);
 
 /* Register the handler for message `type` (0..UNET_MSG_TYPE_USER_MAX). */
 int unet_msg_handle(struct unet_msg_ep *mep, uint8_t type, unet_msg_handler fn, void *arg);
@@ -112,7 +129,10 @@ int unet_msg_reply(struct unet_msg_ep *mep, const struct unet_msg *m, const void
 		   uint32_t len);
 
 /* Make progress: receive and dispatch up to `budget` messages, send and
- * retransmit what is due, send acks. Returns messages dispatched. */
+ * retransmit what is due, send acks. Returns messages dispatched (replies
+ * included). Not from inside a handler (-EDEADLK), nor are unet_msg_wait
+ * and unet_msg_idle; a handler that gets -EAGAIN from a send or reply
+ * keeps a copy of what it needs and retries after the poll returns. */
 int unet_msg_poll(struct unet_msg_ep *mep, unsigned budget);
 
 /* Reap request completions. */
