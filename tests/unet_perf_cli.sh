@@ -49,7 +49,8 @@ expect 2 compare --sizes 4
 expect 2 compare --sizes 2M
 expect 2 compare --sizes 8,,x
 expect 2 compare --sizes ''
-expect 2 compare --cpus 1,1
+expect 2 compare --cpus 1,2,3
+expect 2 compare --cpus 99999,0
 expect 2 compare --cpus 1
 expect 2 compare --cpus a,b
 expect 2 compare --stream-bytes 0

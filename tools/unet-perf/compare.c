@@ -20,14 +20,14 @@
 #include "perf.h"
 
 #define BAR_SHM_FLOOR 1.5  /* shm 8 B RTT <= 1.5 x floor */
-#define BAR_UDP_SHM 40.0   /* udp blocking 8 B RTT >= 40 x shm */
-#define BAR_SHM_GBPS 5.0   /* shm 64 KiB streaming >= 5 GB/s */
+#define BAR_UDP_SHM   40.0 /* udp blocking 8 B RTT >= 40 x shm */
+#define BAR_SHM_GBPS  5.0  /* shm 64 KiB streaming >= 5 GB/s */
 
 static const struct perf_path *const paths[] = {
-	&perf_path_floor,
-	&perf_path_shm,
-	&perf_path_udp_blocking,
-	&perf_path_udp_busy,
+    &perf_path_floor,
+    &perf_path_shm,
+    &perf_path_udp_blocking,
+    &perf_path_udp_busy,
 };
 #define NPATHS (int)(sizeof(paths) / sizeof(paths[0]))
 enum { P_FLOOR, P_SHM, P_UDP_BLOCK, P_UDP_BUSY };
@@ -211,10 +211,11 @@ static int compare_opt(void *arg, int opt, const char *val)
 	if (opt == O_PATHS) {
 		if (parse_paths(a, val) == 0)
 			return 0;
-		fprintf(stderr,
-			"unet-perf compare: --paths wants a comma list of floor, shm, udp_blocking, "
-			"udp_busy, not '%s'\n",
-			val);
+		fprintf(
+		    stderr,
+		    "unet-perf compare: --paths wants a comma list of floor, shm, udp_blocking, "
+		    "udp_busy, not '%s'\n",
+		    val);
 		return -1;
 	}
 	if (opt != O_FLOOR_SLOTS)
@@ -236,19 +237,19 @@ int perf_mode_compare(int argc, char **argv)
 	int rc, failed = 0;
 
 	static const struct option longopts[] = {
-		{"floor-slots", required_argument, NULL, O_FLOOR_SLOTS},
-		{"paths", required_argument, NULL, O_PATHS},
-		{NULL, 0, NULL, 0},
+	    {"floor-slots", required_argument, NULL, O_FLOOR_SLOTS},
+	    {"paths", required_argument, NULL, O_PATHS},
+	    {NULL, 0, NULL, 0},
 	};
 	struct compare_args args = {.o = &o, .run = {true, true, true, true}};
 	const struct perf_extra_opts extra = {
-		.longopts = longopts,
-		.handle = compare_opt,
-		.arg = &args,
-		.help = "  --paths LIST       run only these of floor,shm,udp_blocking,udp_busy\n"
-			"                     (the others show as not run)\n"
-			"  --floor-slots N    page pairs the floor moves over (default 64 or fewer\n"
-			"                     for big messages; 1 = one fixed line each way)\n",
+	    .longopts = longopts,
+	    .handle = compare_opt,
+	    .arg = &args,
+	    .help = "  --paths LIST       run only these of floor,shm,udp_blocking,udp_busy\n"
+		    "                     (the others show as not run)\n"
+		    "  --floor-slots N    page pairs the floor moves over (default 64 or fewer\n"
+		    "                     for big messages; 1 = one fixed line each way)\n",
 	};
 
 	rc = perf_parse_opts("compare",

@@ -150,11 +150,7 @@ int perf_pick_cpus(int cpus[2])
 			cpus[1] = c;
 		want--;
 	}
-	if (want > 0)
-		return -ENODEV; /* fewer than two CPUs to run on */
-	if (cpus[0] == cpus[1])
-		return -EINVAL;
-	return 0;
+	return want > 0 ? -ENODEV : 0; /* ENODEV: fewer than two CPUs to run on */
 }
 
 int perf_pin(int cpu)

@@ -31,11 +31,11 @@
 
 #include "perf.h"
 
-#define LINE_DATA 56u
-#define PAIR 128u /* keep hot lines apart from the adjacent-line prefetcher */
-#define MAX_SLOTS 64u
+#define LINE_DATA  56u
+#define PAIR	   128u /* keep hot lines apart from the adjacent-line prefetcher */
+#define MAX_SLOTS  64u
 #define AREA_BYTES (16u << 20) /* fewer slots for big messages, past this */
-#define BLOCK 256u              /* ping-pong messages per pair of pages */
+#define BLOCK	   256u	       /* ping-pong messages per pair of pages */
 
 struct line {
 	_Alignas(PAIR) uint64_t seq;
@@ -54,11 +54,11 @@ struct floor_ctx {
 	uint8_t *map;
 	size_t map_size;
 	struct area ab, ba, st; /* ping, pong, stream */
-	uint64_t *cons;         /* streaming: slots consumed, own line */
-	uint8_t *priv;          /* the sender's private source buffer */
+	uint64_t *cons;		/* streaming: slots consumed, own line */
+	uint8_t *priv;		/* the sender's private source buffer */
 	size_t max;
-	uint64_t seq;  /* ping-pong: both sides step it in lockstep */
-	uint64_t idx;  /* streaming: produced (initiator) / consumed (responder) */
+	uint64_t seq; /* ping-pong: both sides step it in lockstep */
+	uint64_t idx; /* streaming: produced (initiator) / consumed (responder) */
 	uint64_t cons_cache;
 };
 
@@ -84,8 +84,7 @@ static int floor_setup(void *vc, const struct perf_opts *o, size_t max)
 	c->ba = c->ab;
 	c->st = (struct area){.stride = packed, .k = k};
 	c->map_size = page + round_up(stride * c->ab.k, page) * 2 + round_up(packed * k, page);
-	c->map = mmap(NULL, c->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-		      0);
+	c->map = mmap(NULL, c->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (c->map == MAP_FAILED)
 		return -errno;
 	memset(c->map, 0, c->map_size); /* fault everything in before fork */
@@ -230,18 +229,18 @@ static void floor_teardown(void *vc)
 }
 
 const struct perf_path perf_path_floor = {
-	.key = "floor",
-	.title = "shm floor",
-	.ctx_size = sizeof(struct floor_ctx),
-	.max_msg = PERF_MAX_MSG,
-	.setup = floor_setup,
-	.attach = floor_attach,
-	.ping = floor_ping,
-	.pong = floor_pong,
-	.stream_tx = floor_stream_tx,
-	.stream_rx = floor_stream_rx,
-	.detach = floor_detach,
-	.teardown = floor_teardown,
-	.note = "raw shared-memory flag ping-pong: one cache line each way (payload inside up "
-		"to 56 B), moving to the next of 64 page pairs every 256 messages",
+    .key = "floor",
+    .title = "shm floor",
+    .ctx_size = sizeof(struct floor_ctx),
+    .max_msg = PERF_MAX_MSG,
+    .setup = floor_setup,
+    .attach = floor_attach,
+    .ping = floor_ping,
+    .pong = floor_pong,
+    .stream_tx = floor_stream_tx,
+    .stream_rx = floor_stream_rx,
+    .detach = floor_detach,
+    .teardown = floor_teardown,
+    .note = "raw shared-memory flag ping-pong: one cache line each way (payload inside up "
+	    "to 56 B), moving to the next of 64 page pairs every 256 messages",
 };

@@ -25,9 +25,9 @@
 #include "perf.h"
 #include "unet/unet.h"
 
-#define NSRC 32u   /* most source slots in the sender's segment */
+#define NSRC	  32u	       /* most source slots in the sender's segment */
 #define SRC_BYTES (256u << 10) /* ... and at most this much: stay in L2 */
-#define BATCH 16u  /* descriptors per unet_send while streaming */
+#define BATCH	  16u	       /* descriptors per unet_send while streaming */
 
 struct shm_ctx {
 	char name[2][UNET_NAME_MAX];
@@ -150,8 +150,7 @@ static inline const void *payload(struct shm_ctx *c, const struct unet_desc *d)
 
 /* Check the head of a received message, give its buffer back, and reap the
  * completion of our own segment send. */
-static inline int finish(struct shm_ctx *c, const struct unet_desc *in, size_t size,
-			 uint64_t seq)
+static inline int finish(struct shm_ctx *c, const struct unet_desc *in, size_t size, uint64_t seq)
 {
 	uint64_t head;
 	int rc;
@@ -351,17 +350,17 @@ static int shm_stream_rx(void *vc, size_t size, uint64_t count, struct perf_stre
 }
 
 const struct perf_path perf_path_shm = {
-	.key = "shm",
-	.title = "shm NIC",
-	.ctx_size = sizeof(struct shm_ctx),
-	.max_msg = PERF_MAX_MSG,
-	.setup = shm_setup,
-	.attach = shm_attach,
-	.ping = shm_ping,
-	.pong = shm_pong,
-	.stream_tx = shm_stream_tx,
-	.stream_rx = shm_stream_rx,
-	.detach = shm_detach,
-	.teardown = shm_teardown,
-	.note = "U-Net shm NIC endpoints, inline <= 48 B, segment above, busy-polled unet_recv",
+    .key = "shm",
+    .title = "shm NIC",
+    .ctx_size = sizeof(struct shm_ctx),
+    .max_msg = PERF_MAX_MSG,
+    .setup = shm_setup,
+    .attach = shm_attach,
+    .ping = shm_ping,
+    .pong = shm_pong,
+    .stream_tx = shm_stream_tx,
+    .stream_rx = shm_stream_rx,
+    .detach = shm_detach,
+    .teardown = shm_teardown,
+    .note = "U-Net shm NIC endpoints, inline <= 48 B, segment above, busy-polled unet_recv",
 };

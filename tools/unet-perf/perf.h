@@ -22,22 +22,22 @@
 #include <stdio.h>
 #include <getopt.h>
 
-#define PERF_MAX_SIZES 32
-#define PERF_MAX_MSG (1u << 20)      /* largest --sizes entry */
+#define PERF_MAX_SIZES	   32
+#define PERF_MAX_MSG	   (1u << 20) /* largest --sizes entry */
 #define PERF_DEFAULT_ITERS 20000u
-#define PERF_STREAM_BYTES (256u << 20) /* bytes per streaming run, before caps */
-#define PERF_STALL_MS 5000           /* no progress for this long = peer lost */
+#define PERF_STREAM_BYTES  (256u << 20) /* bytes per streaming run, before caps */
+#define PERF_STALL_MS	   5000		/* no progress for this long = peer lost */
 
 /* ---- options (main.c) --------------------------------------------------- */
 
 struct perf_opts {
 	bool json;
 	const char *json_out; /* also write the JSON object to this file */
-	uint32_t iters;  /* measured ping-pong iterations per size */
-	uint32_t warmup; /* excluded iterations before them */
+	uint32_t iters;	      /* measured ping-pong iterations per size */
+	uint32_t warmup;      /* excluded iterations before them */
 	size_t sizes[PERF_MAX_SIZES];
 	int nsizes;
-	int cpus[2];     /* initiator, responder; -1 = chosen by perf_pick_cpus */
+	int cpus[2]; /* initiator, responder; -1 = chosen by perf_pick_cpus */
 	uint64_t stream_bytes;
 	bool no_stream;
 	uint32_t floor_slots; /* compare: line pairs the floor rotates over (0 = default) */
@@ -147,7 +147,7 @@ struct perf_path {
 	const char *key;   /* JSON key: "shm" */
 	const char *title; /* table heading: "shm NIC" */
 	size_t ctx_size;
-	size_t max_msg;    /* largest message this path can carry */
+	size_t max_msg; /* largest message this path can carry */
 	int (*setup)(void *ctx, const struct perf_opts *o, size_t max_size);
 	int (*attach)(void *ctx, int side);
 	/* Initiator: `iters` round trips, tick count of each into rtt[]. */
@@ -166,14 +166,14 @@ struct perf_point {
 	size_t size;
 	int lat_rc; /* 0, -EMSGSIZE (skipped: too big for the path), or failure */
 	struct perf_lat lat;
-	int bw_rc;  /* 0, -EMSGSIZE, -ENOTSUP (path does not stream), or failure */
+	int bw_rc; /* 0, -EMSGSIZE, -ENOTSUP (path does not stream), or failure */
 	uint64_t sent, received;
 	double seconds, gbps, mmsgs; /* GB/s = 1e9 bytes/s; millions of msgs/s */
 };
 
 struct perf_result {
 	const struct perf_path *path;
-	int rc;        /* the path as a whole: set-up or peer failure */
+	int rc;	       /* the path as a whole: set-up or peer failure */
 	char err[160]; /* why, when rc < 0 */
 	int n;
 	struct perf_point pt[PERF_MAX_SIZES];
@@ -184,8 +184,8 @@ uint64_t perf_stream_count(const struct perf_opts *o, size_t size);
 
 /* Run `path` over o->sizes, forking the responder. Fills *res; returns 0
  * or the failure also recorded in res->rc. Progress goes to `log` if set. */
-int perf_run_path(const struct perf_path *path, const struct perf_opts *o,
-		  struct perf_result *res, FILE *log);
+int perf_run_path(const struct perf_path *path, const struct perf_opts *o, struct perf_result *res,
+		  FILE *log);
 /* Fill *res for a path the user chose not to run (every point "not run"). */
 void perf_skip_path(const struct perf_path *path, const struct perf_opts *o,
 		    struct perf_result *res);
@@ -203,7 +203,7 @@ struct perf_json {
 	FILE *f;
 	int depth;
 	bool first[16]; /* per depth: no member written yet */
-	char kind[16];  /* per depth: '{' or '[' */
+	char kind[16];	/* per depth: '{' or '[' */
 };
 void perf_json_begin(struct perf_json *j, FILE *f);
 void perf_json_end(struct perf_json *j);

@@ -58,7 +58,8 @@ static void rule(FILE *f, int nr)
 {
 	fprintf(f, "---------+");
 	for (int i = 0; i < nr; i++)
-		fprintf(f, "%.*s%s", COLW + 2, "--------------------------------", i + 1 < nr ? "+" : "");
+		fprintf(f, "%.*s%s", COLW + 2, "--------------------------------",
+			i + 1 < nr ? "+" : "");
 	fputc('\n', f);
 }
 

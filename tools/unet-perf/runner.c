@@ -215,14 +215,13 @@ static void result_init(const struct perf_path *p, const struct perf_opts *o,
 	}
 }
 
-void perf_skip_path(const struct perf_path *p, const struct perf_opts *o,
-		    struct perf_result *res)
+void perf_skip_path(const struct perf_path *p, const struct perf_opts *o, struct perf_result *res)
 {
 	result_init(p, o, res);
 }
 
-int perf_run_path(const struct perf_path *p, const struct perf_opts *o,
-		  struct perf_result *res, FILE *log)
+int perf_run_path(const struct perf_path *p, const struct perf_opts *o, struct perf_result *res,
+		  FILE *log)
 {
 	size_t max_size = 0;
 	uint64_t *rtt = NULL;
