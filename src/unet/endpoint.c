@@ -242,6 +242,11 @@ int unet_chan_open(struct unet_ep *ep, const char *remote, int timeout_ms)
 	for (id = 0; id < ep->attr.max_chans; id++)
 		if (ep->chans[id].state == CHAN_FREE)
 			break;
+	/* A slot may be held by a peer's hand-shake waiting for this very
+	 * open (shm): let the NIC answer it; it says -EMFILE otherwise. */
+	for (unsigned j = 0; id == ep->attr.max_chans && j < ep->attr.max_chans; j++)
+		if (ep->chans[j].state == CHAN_PENDING)
+			id = j;
 	if (id == ep->attr.max_chans)
 		return -EMFILE;
 	rc = ep->nic->ops->chan_open(ep, id, remote, timeout_ms);

@@ -139,9 +139,10 @@ struct shm_ep {
 	bool armed;
 
 	/* chan_open in progress: whom we are dialling, and an inbound HELLO
-	 * from that same peer that won the simultaneous-open race. */
+	 * from that same peer, parked outside the slot table until the
+	 * simultaneous-open race is decided (see accept_all). */
 	const char *dialling;
-	int race_in;
+	struct shm_chan *parked;
 };
 
 #define EV_LISTEN 0xffffffffu
@@ -482,10 +483,16 @@ static void chan_free(struct unet_ep *ep, unsigned id)
 				break;
 			}
 	}
-	/* Drop a queued event for this slot: the slot may be reused. */
-	for (unsigned i = se->ev_head; i != se->ev_tail; i = (i + 1) % (ep->attr.max_chans + 1))
-		if (se->events[i] == id)
-			se->events[i] = UINT16_MAX;
+	/* Drop a queued event for this slot: the slot may be reused. Remove it
+	 * rather than mark it, so the queue (max_chans + 1 entries) never holds
+	 * more than one event per slot and cannot wrap onto itself. */
+	unsigned qn = ep->attr.max_chans + 1, kept = se->ev_head;
+	for (unsigned i = se->ev_head; i != se->ev_tail; i = (i + 1) % qn)
+		if (se->events[i] != id) {
+			se->events[kept] = se->events[i];
+			kept = (kept + 1) % qn;
+		}
+	se->ev_tail = kept;
 	if (c->conn >= 0) {
 		epoll_ctl(se->epfd, EPOLL_CTL_DEL, c->conn, NULL);
 		close(c->conn);
@@ -545,13 +552,25 @@ static bool peer_alive(struct unet_ep *ep, unsigned id)
 	return true;
 }
 
+/* Has the other end of a control connection hung up? (Queued data may
+ * remain; this is about the sender.) */
+static bool conn_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
 static int chan_finish(struct unet_ep *ep, unsigned id)
 {
 	struct shm_ep *se = ep->priv;
 	struct shm_chan *c = ep->chans[id].priv;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = id};
 
-	if (epoll_ctl(se->epfd, EPOLL_CTL_ADD, c->conn, &ev) < 0)
+	/* An inbound connection is watched from its HELLO on, maybe under
+	 * another slot's tag (simultaneous open): retag it. */
+	if (epoll_ctl(se->epfd, EPOLL_CTL_ADD, c->conn, &ev) < 0 &&
+	    (errno != EEXIST || epoll_ctl(se->epfd, EPOLL_CTL_MOD, c->conn, &ev) < 0))
 		return -errno;
 	strcpy(ep->chans[id].remote, c->peer);
 	ep->chans[id].mtu = c->pbuf_size;
@@ -560,9 +579,68 @@ static int chan_finish(struct unet_ep *ep, unsigned id)
 	return (int)id;
 }
 
+/* A peer side that never got a slot (parked or refused). */
+static void chan_discard(struct shm_chan *c)
+{
+	if (c->conn >= 0)
+		close(c->conn);
+	if (c->peer_efd >= 0)
+		close(c->peer_efd);
+	chan_release_peer(c);
+	free(c);
+}
+
+/* Give an inbound HELLO a slot until the application opens the channel.
+ * A HELLO whose sender already hung up (it timed out, or won a simultaneous
+ * open on its own connection) is stale: answering it later would fail the
+ * application's open. The live ones are watched so that a dialler giving up
+ * frees its slot (chan_down). */
+static int pending_add(struct unet_ep *ep, struct shm_chan *c)
+{
+	struct shm_ep *se = ep->priv;
+	unsigned id;
+
+	if (conn_gone(c->conn)) {
+		chan_discard(c);
+		return 0;
+	}
+	for (id = 0; id < ep->attr.max_chans; id++)
+		if (ep->chans[id].state == CHAN_FREE)
+			break;
+	if (id == ep->attr.max_chans) {
+		msg_send(c->conn, MSG_REFUSE, -EMFILE, ep->name, NULL, 0);
+		chan_discard(c);
+		return -EMFILE;
+	}
+	ep->chans[id].state = CHAN_PENDING;
+	ep->chans[id].priv = c;
+	strcpy(ep->chans[id].remote, c->peer);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = id};
+	if (epoll_ctl(se->epfd, EPOLL_CTL_ADD, c->conn, &ev) < 0) {
+		chan_free(ep, id);
+		return -errno;
+	}
+	return 0;
+}
+
+/* The race is decided: a parked HELLO is now stale or a new open. */
+static void unpark(struct unet_ep *ep)
+{
+	struct shm_ep *se = ep->priv;
+	struct shm_chan *c = se->parked;
+
+	se->parked = NULL;
+	if (c)
+		pending_add(ep, c);
+}
+
 /* Accept every waiting connection and read its HELLO. A HELLO from the peer
- * we are dialling ourselves is the simultaneous-open race: the endpoint with
- * the smaller name keeps its own outbound connection and refuses the other. */
+ * we are dialling ourselves is the simultaneous-open race: it is parked, and
+ * the endpoint with the larger name adopts it in place of its own outbound
+ * connection, while the smaller one waits for the WELCOME to its own HELLO.
+ * The parked HELLO may also be the peer's *next* open (several channels
+ * between one pair), which is why the smaller side neither refuses it nor
+ * answers it; and it needs no slot, so a race works with one slot free. */
 static void accept_all(struct unet_ep *ep)
 {
 	struct shm_ep *se = ep->priv;
@@ -591,19 +669,15 @@ static void accept_all(struct unet_ep *ep)
 			close(fd);
 			continue;
 		}
-		if (se->dialling && strcmp(m.name, se->dialling) == 0 &&
-		    strcmp(ep->name, m.name) < 0) {
-			msg_send(fd, MSG_REFUSE, -EALREADY, ep->name, NULL, 0);
-			close(fd);
-			close_fds(fds);
-			continue;
-		}
+		bool park = se->dialling && !se->parked && strcmp(m.name, se->dialling) == 0;
 		for (id = 0; id < ep->attr.max_chans; id++)
 			if (ep->chans[id].state == CHAN_FREE)
 				break;
-		struct shm_chan *c = id < ep->attr.max_chans ? chan_new() : NULL;
+		struct shm_chan *c = park || id < ep->attr.max_chans ? chan_new() : NULL;
 		rc = c ? peer_attach(c, &m, fds) : -EMFILE;
 		if (rc < 0) {
+			if (!c)
+				close_fds(fds);
 			msg_send(fd, MSG_REFUSE, rc, ep->name, NULL, 0);
 			if (c)
 				chan_release_peer(c);
@@ -612,11 +686,10 @@ static void accept_all(struct unet_ep *ep)
 			continue;
 		}
 		c->conn = fd;
-		ep->chans[id].state = CHAN_PENDING;
-		ep->chans[id].priv = c;
-		strcpy(ep->chans[id].remote, m.name);
-		if (se->dialling && strcmp(m.name, se->dialling) == 0)
-			se->race_in = (int)id;
+		if (park && !conn_gone(fd))
+			se->parked = c;
+		else
+			pending_add(ep, c);
 	}
 }
 
@@ -696,7 +769,6 @@ static int shm_ep_create(struct unet_ep *ep, const char *name)
 	if (!se)
 		return -ENOMEM;
 	se->lfd = se->efd = se->epfd = se->pool_fd = se->key_fd = -1;
-	se->race_in = -1;
 	ep->priv = se;
 	rc = sock_addr(name, &sa, &salen);
 	if (rc < 0)
@@ -808,14 +880,19 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		if (ep->chans[j].state != CHAN_PENDING || !c || c->has_rx ||
 		    strcmp(c->peer, remote) != 0)
 			continue;
-		rc = area_create(ep, j, c);
-		if (rc == 0) {
-			nfds = my_fds(se, c, fds);
-			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, nfds);
+		if (conn_gone(c->conn)) { /* that dialler gave up: look further, or dial */
+			chan_free(ep, j);
+			continue;
 		}
+		rc = area_create(ep, j, c);
 		if (rc < 0) {
 			chan_free(ep, j);
 			return rc;
+		}
+		nfds = my_fds(se, c, fds);
+		if (msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, nfds) < 0) {
+			chan_free(ep, j); /* it gave up just now */
+			continue;
 		}
 		return chan_finish(ep, j);
 	}
@@ -835,7 +912,6 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 	if (rc < 0)
 		goto fail;
 	se->dialling = remote;
-	se->race_in = -1;
 	for (;;) { /* connect, retrying while the peer has not created its endpoint */
 		c->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 		if (c->conn < 0) {
@@ -874,9 +950,15 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		else
 			poll(&p[1], 1, wait); /* race lost: only the listener matters */
 		accept_all(ep);
-		if (se->race_in >= 0) {
-			/* We lost the race: adopt the peer's connection into slot id. */
-			struct shm_chan *in = ep->chans[se->race_in].priv;
+		/* Our own connection first: a WELCOME there means the peer
+		 * answered our HELLO, and what we parked is its next open. It
+		 * sent that WELCOME before dialling again, and we parked the
+		 * dial before reading, so the order cannot fool us. */
+		rc = c->conn >= 0 ? msg_recv(c->conn, &m, fds) : -EAGAIN;
+		if (rc == -EAGAIN && se->parked && strcmp(ep->name, remote) > 0) {
+			/* Both dialled; the larger name adopts the peer's connection
+			 * into slot id and drops its own. */
+			struct shm_chan *in = se->parked;
 			struct shm_chan mine = *c;
 			if (mine.conn >= 0)
 				close(mine.conn);
@@ -889,24 +971,15 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 			c->held = mine.held;
 			c->has_rx = mine.has_rx;
 			free(in);
-			memset(&ep->chans[se->race_in], 0, sizeof(ep->chans[0]));
-			se->race_in = -1;
+			se->parked = NULL;
 			nfds = my_fds(se, c, fds);
 			rc = msg_send(c->conn, MSG_WELCOME, 0, ep->name, fds, nfds);
 			if (rc < 0)
 				goto fail;
 			break;
 		}
-		if (c->conn < 0)
-			continue;
-		rc = msg_recv(c->conn, &m, fds);
 		if (rc == -EAGAIN)
 			continue;
-		if (rc == 1 && m.type == MSG_REFUSE && m.code == -EALREADY) {
-			close(c->conn); /* race lost; the peer's HELLO is on its way */
-			c->conn = -1;
-			continue;
-		}
 		if (rc == 1 && m.type == MSG_WELCOME) {
 			rc = peer_attach(c, &m, fds);
 			if (rc < 0)
@@ -921,9 +994,11 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		goto fail;
 	}
 	se->dialling = NULL;
+	unpark(ep);
 	return chan_finish(ep, id);
 fail:
 	se->dialling = NULL;
+	unpark(ep);
 	chan_free(ep, id);
 	return rc;
 }
@@ -1084,6 +1159,18 @@ static unsigned chan_rx(struct unet_ep *ep, unsigned id, struct unet_desc *d, un
 	return got;
 }
 
+/* Does channel id's receive ring hold a message? */
+static bool chan_ready(struct unet_ep *ep, unsigned id)
+{
+	struct shm_chan *c = ep->chans[id].priv;
+
+	if (!c || !c->has_rx)
+		return false;
+	uint32_t ci = c->rq.cached_cons;
+	struct unet_desc *s = unet_ring__slot(&c->rq, ci);
+	return __atomic_load_n(&s->chan, __ATOMIC_ACQUIRE) == lap_tag(ci, c->rq_shift);
+}
+
 static int shm_rx(struct unet_ep *ep, struct unet_desc *d, unsigned max)
 {
 	struct shm_ep *se = ep->priv;
@@ -1091,8 +1178,16 @@ static int shm_rx(struct unet_ep *ep, struct unet_desc *d, unsigned max)
 
 	if (se->armed)
 		disarm(ep);
+	for (unsigned k = 0; k < se->npolled && n < max; k++)
+		n += chan_rx(ep, se->polled[(se->rr + k) % se->npolled], d + n, max - n);
+	se->rr++;
+	/* A channel's down event comes after every message that reached it
+	 * first: the application closes the channel on the event, and the
+	 * buffers go with it. */
 	while (n < max && se->ev_head != se->ev_tail) {
 		uint16_t id = se->events[se->ev_head];
+		if (id != UINT16_MAX && chan_ready(ep, id))
+			break;
 		se->ev_head = (se->ev_head + 1) % (ep->attr.max_chans + 1);
 		if (id == UINT16_MAX)
 			continue;
@@ -1101,9 +1196,6 @@ static int shm_rx(struct unet_ep *ep, struct unet_desc *d, unsigned max)
 		d[n].flags = UNET_DF_CHAN_DOWN;
 		n++;
 	}
-	for (unsigned k = 0; k < se->npolled && n < max; k++)
-		n += chan_rx(ep, se->polled[(se->rr + k) % se->npolled], d + n, max - n);
-	se->rr++;
 	if (n == 0 && ++se->idle >= 4096) {
 		se->idle = 0; /* look for hang-ups and hand-shakes now and then */
 		ep->nic->ops->event(ep);
