@@ -410,7 +410,7 @@ static int xdp_ep_create(struct unet_ep *ep, const char *name)
 
 	xdp_quiet_begin(&qt);
 	rc = xdp_prog_open(&xe->prog, xe->ifi.ifindex, xn->queue, xn->mode);
-	if (rc == 0) {
+	for (int tries = 0; rc == 0; tries++) {
 		/* Zero copy needs the driver's own XDP; veth and generic mode
 		 * refuse it (EOPNOTSUPP), so copy mode is the fallback. */
 		rc = -EOPNOTSUPP;
@@ -418,6 +418,13 @@ static int xdp_ep_create(struct unet_ep *ep, const char *name)
 			rc = sockets_create(ep, xe, xn->ifname, xn->queue, true);
 		if (rc < 0)
 			rc = sockets_create(ep, xe, xn->ifname, xn->queue, false);
+		/* The queue is ours (xdp_prog_open claimed it), but the kernel
+		 * frees a closed socket's buffer pool from a work queue: right
+		 * after its previous owner died, bind says EBUSY for a moment. */
+		if (rc != -EBUSY || tries >= 400)
+			break;
+		usleep(5000);
+		rc = 0;
 	}
 	if (rc == 0) {
 		xe->xfd = xsk_socket__fd(xe->xsk);
