@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helpers/netns.h"
 #include "helpers/proc.h"
 #include "unet/msg.h"
 #include "unet/unet.h"
@@ -41,6 +42,8 @@
 
 struct mp_shared {
 	uint32_t port[2];  /* udp: bound ports */
+	uint32_t relay[2]; /* udp through an impairing relay: the relay port side i dials */
+	uint32_t relay_stat[4];
 	uint32_t ready[2]; /* attached */
 	uint32_t done[2];  /* role finished its own part */
 	uint32_t count[2]; /* role-specific progress counters */
@@ -54,6 +57,8 @@ struct mp_cfg {
 	const char *uri[2];  /* "shm", "udp:127.0.0.1", ... */
 	const char *addr[2]; /* udp: the address the other side dials */
 	const char *netns[2];/* network namespace to enter, or NULL */
+	uint32_t port[2];    /* udp: port to bind (0: any) */
+	bool relay;          /* udp: dial the relay (sh->relay[side]), not the peer */
 	struct unet_ep_attr ea;
 	struct unet_msg_attr ma[2];
 	uint32_t seed;
@@ -177,20 +182,6 @@ static int mp_check(const uint8_t *p, uint32_t len, uint32_t seed, int s, uint32
 
 /* ---- process pair ----------------------------------------------------------- */
 
-static int mp_enter_netns(const char *ns)
-{
-	char path[256];
-	int fd, rc;
-
-	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
 static int mp_open(mp_ctx *c)
 {
 	const struct mp_cfg *cfg = c->cfg;
@@ -198,13 +189,17 @@ static int mp_open(mp_ctx *c)
 	char remote[128];
 	bool udp = strncmp(cfg->uri[s], "udp", 3) == 0;
 
-	if (cfg->netns[s] && (rc = mp_enter_netns(cfg->netns[s])) < 0) {
+	if (cfg->netns[s] && (rc = netns_enter(cfg->netns[s])) < 0) {
 		mp_fail(c, "setns %s: %s", cfg->netns[s], strerror(-rc));
 		return 10;
 	}
 	rc = unet_nic_open(cfg->uri[s], &c->nic);
 	if (rc == 0)
-		rc = unet_ep_create(c->nic, udp ? "0" : c->name[s], &cfg->ea, &c->ep);
+	{
+		char port[16];
+		snprintf(port, sizeof(port), "%u", cfg->port[s]);
+		rc = unet_ep_create(c->nic, udp ? port : c->name[s], &cfg->ea, &c->ep);
+	}
 	if (rc < 0) {
 		mp_fail(c, "open %s: %s", cfg->uri[s], unet_strerror(rc));
 		return 11;
@@ -215,7 +210,15 @@ static int mp_open(mp_ctx *c)
 			mp_fail(c, "peer never bound");
 			return 12;
 		}
-		snprintf(remote, sizeof(remote), "%s:%u", cfg->addr[o], proc_get_u32(&c->sh->port[o]));
+		if (cfg->relay && proc_wait_u32(&c->sh->relay[s], 1, 10000) < 0) {
+			mp_fail(c, "no relay");
+			return 12;
+		}
+		if (cfg->relay)
+			snprintf(remote, sizeof(remote), "127.0.0.1:%u", proc_get_u32(&c->sh->relay[s]));
+		else
+			snprintf(remote, sizeof(remote), "%s:%u", cfg->addr[o],
+				 proc_get_u32(&c->sh->port[o]));
 	} else {
 		snprintf(remote, sizeof(remote), "%s", c->name[o]);
 	}
