@@ -113,7 +113,8 @@ static void reg_del(const char *name)
 {
 	for (int i = 0; i < reg_n; i++)
 		if (strcmp(reg[i], name) == 0) {
-			strcpy(reg[i], reg[reg_n - 1]);
+			if (i != reg_n - 1)
+				memcpy(reg[i], reg[reg_n - 1], sizeof(reg[i]));
 			reg_n = reg_n - 1;
 			return;
 		}
