@@ -56,6 +56,7 @@ expect 2 compare --cpus a,b
 expect 2 compare --stream-bytes 0
 expect 2 compare --paths nosuchpath
 expect 2 compare --floor-slots 0
+expect 2 compare --shm-pairs 65
 expect 2 compare stray-argument
 expect 0 --help
 grep -q compare "$TMP/out" || fail "unet-perf --help does not list the compare mode"

@@ -171,7 +171,7 @@ static void print_json(FILE *f, const struct perf_opts *o, const struct perf_res
 	perf_json_end(&j);
 }
 
-enum { O_FLOOR_SLOTS = 2000, O_PATHS };
+enum { O_FLOOR_SLOTS = 2000, O_PATHS, O_SHM_PAIRS };
 
 struct compare_args {
 	struct perf_opts *o;
@@ -218,6 +218,16 @@ static int compare_opt(void *arg, int opt, const char *val)
 		    val);
 		return -1;
 	}
+	if (opt == O_SHM_PAIRS) {
+		v = strtoul(val, &end, 10);
+		if (*val < '0' || *val > '9' || *end || v < 1 || v > 64) {
+			fprintf(stderr, "unet-perf compare: --shm-pairs wants 1..64, not '%s'\n",
+				val);
+			return -1;
+		}
+		o->shm_pairs = (uint32_t)v;
+		return 0;
+	}
 	if (opt != O_FLOOR_SLOTS)
 		return -1;
 	v = strtoul(val, &end, 10);
@@ -239,6 +249,7 @@ int perf_mode_compare(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"floor-slots", required_argument, NULL, O_FLOOR_SLOTS},
 	    {"paths", required_argument, NULL, O_PATHS},
+	    {"shm-pairs", required_argument, NULL, O_SHM_PAIRS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct compare_args args = {.o = &o, .run = {true, true, true, true}};
@@ -249,7 +260,9 @@ int perf_mode_compare(int argc, char **argv)
 	    .help = "  --paths LIST       run only these of floor,shm,udp_blocking,udp_busy\n"
 		    "                     (the others show as not run)\n"
 		    "  --floor-slots N    page pairs the floor moves over (default 64 or fewer\n"
-		    "                     for big messages; 1 = one fixed line each way)\n",
+		    "                     for big messages; 1 = one fixed line each way)\n"
+		    "  --shm-pairs N      endpoint pairs the shm NIC ping-pong moves over\n"
+		    "                     (default 8; 1 = a single pair)\n",
 	};
 
 	rc = perf_parse_opts("compare",

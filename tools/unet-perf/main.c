@@ -146,8 +146,9 @@ static const char common_help[] =
     "                     first two this process may run on). A,A is allowed, to\n"
     "                     see what sharing a CPU does; spinning paths then make\n"
     "                     progress only by yielding, so time them with care\n"
-    "  --stream-bytes N   bytes per streaming run, e.g. 256M (default 256M; the\n"
-    "                     message count is kept within 1000..200000 and 10 x iters)\n"
+    "  --stream-bytes N   bytes streamed per size, e.g. 256M (default 256M), in 5\n"
+    "                     runs whose median rate is reported; the message count is\n"
+    "                     kept within 1000..200000 and 10 x iters\n"
     "  --no-stream        latency only\n"
     "  -h, --help         this text\n";
 

@@ -7,6 +7,13 @@
  * the send completion reaped inside the timed loop, because an application
  * must do both. The receiver busy-polls unet_recv.
  *
+ * Like the floor (see path_floor.c for why), the ping-pong moves every
+ * BLOCK messages to the next of several endpoint pairs, each with its own
+ * channel and so its own receive rings on their own pages: one pair's
+ * round trip depends on where the host put those few pages, and a single
+ * pair would make the shm/floor ratio a lottery. --shm-pairs 1 is the
+ * single pair an application with one peer has.
+ *
  * Streaming needs flow control, as any U-Net application does: the NIC
  * drops (and counts) what finds no free buffer. The receiver returns
  * credits, an inline message with its running count, every quarter window;
@@ -14,8 +21,8 @@
  * queue depth (inline ones), so nothing is ever dropped. The sender rotates
  * over a few source slots in its segment (together at most 256 KiB, so they
  * stay in cache as the floor's single source buffer does) and reuses a slot
- * only after reaping its completion. Every message carries its sequence number in its first 8
- * bytes, which the receiver checks.
+ * only after reaping its completion. Every message carries its sequence
+ * number in its first 8 bytes, which the receiver checks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,16 +35,24 @@
 #define NSRC	  32u	       /* most source slots in the sender's segment */
 #define SRC_BYTES (256u << 10) /* ... and at most this much: stay in L2 */
 #define BATCH	  16u	       /* descriptors per unet_send while streaming */
+#define MAX_PAIRS 64u
+#define DEF_PAIRS 8u
+#define BLOCK	  256u /* ping-pong messages per endpoint pair */
+
+/* One endpoint of a pair, as seen from this process. */
+struct pair {
+	struct unet_ep *ep;
+	unsigned ch;
+	uint8_t *seg;
+};
 
 struct shm_ctx {
-	char name[2][UNET_NAME_MAX];
+	char prefix[UNET_NAME_MAX - 8];
 	struct unet_ep_attr attr;
 	size_t max, slot;
-	uint32_t nsrc;
+	uint32_t nsrc, npairs;
 	struct unet_nic *nic;
-	struct unet_ep *ep;
-	uint8_t *seg;
-	unsigned ch;
+	struct pair pairs[MAX_PAIRS];
 	uint64_t seq;
 	uint8_t small[UNET_INLINE_MAX];
 };
@@ -54,8 +69,10 @@ static int shm_setup(void *vc, const struct perf_opts *o, size_t max)
 
 	c->max = max;
 	c->slot = round_up(max, 4096);
-	snprintf(c->name[PERF_INITIATOR], UNET_NAME_MAX, "unet-perf-%d-i", pid);
-	snprintf(c->name[PERF_RESPONDER], UNET_NAME_MAX, "unet-perf-%d-r", pid);
+	snprintf(c->prefix, sizeof(c->prefix), "unet-perf-%d", pid);
+	c->npairs = o->shm_pairs ? o->shm_pairs : DEF_PAIRS;
+	if (c->npairs > MAX_PAIRS)
+		return -EINVAL;
 	c->nsrc = (uint32_t)(SRC_BYTES / c->slot);
 	c->nsrc = c->nsrc > NSRC ? NSRC : c->nsrc < 2 ? 2 : c->nsrc;
 	c->attr.seg_size = c->nsrc * c->slot;
@@ -67,45 +84,56 @@ static int shm_setup(void *vc, const struct perf_opts *o, size_t max)
 	return 0;
 }
 
-static int shm_attach(void *vc, int side)
+static void ep_name(const struct shm_ctx *c, int side, uint32_t k, char *out)
 {
-	struct shm_ctx *c = vc;
-	size_t segsz;
-	int rc;
-
-	rc = unet_nic_open("shm", &c->nic);
-	if (rc < 0)
-		return rc;
-	rc = unet_ep_create(c->nic, c->name[side], &c->attr, &c->ep);
-	if (rc < 0)
-		goto fail_nic;
-	rc = unet_chan_open(c->ep, c->name[!side], PERF_STALL_MS * 2);
-	if (rc < 0)
-		goto fail_ep;
-	c->ch = (unsigned)rc;
-	c->seg = unet_ep_segment(c->ep, &segsz);
-	memset(c->seg, 0x5a, segsz); /* fault it in now, not in the timed loop */
-	memset(c->small, 0x5a, sizeof(c->small));
-	return 0;
-fail_ep:
-	unet_ep_destroy(c->ep);
-	c->ep = NULL;
-fail_nic:
-	unet_nic_close(c->nic);
-	c->nic = NULL;
-	return rc;
+	snprintf(out, UNET_NAME_MAX, "%s-%c%u", c->prefix, side == PERF_INITIATOR ? 'i' : 'r', k);
 }
 
 static void shm_detach(void *vc, int side)
 {
 	struct shm_ctx *c = vc;
 
-	if (c->ep)
-		unet_ep_destroy(c->ep);
+	for (uint32_t k = 0; k < c->npairs; k++) {
+		if (c->pairs[k].ep)
+			unet_ep_destroy(c->pairs[k].ep);
+		c->pairs[k].ep = NULL;
+	}
 	if (c->nic)
 		unet_nic_close(c->nic);
-	c->ep = NULL;
 	c->nic = NULL;
+}
+
+static int shm_attach(void *vc, int side)
+{
+	struct shm_ctx *c = vc;
+	char me[UNET_NAME_MAX], peer[UNET_NAME_MAX];
+	size_t segsz;
+	int rc;
+
+	rc = unet_nic_open("shm", &c->nic);
+	if (rc < 0)
+		return rc;
+	/* Both sides walk the pairs in the same order, so each open meets
+	 * the peer's. */
+	for (uint32_t k = 0; k < c->npairs; k++) {
+		struct pair *p = &c->pairs[k];
+		ep_name(c, side, k, me);
+		ep_name(c, !side, k, peer);
+		rc = unet_ep_create(c->nic, me, &c->attr, &p->ep);
+		if (rc < 0)
+			goto fail;
+		rc = unet_chan_open(p->ep, peer, PERF_STALL_MS * 2);
+		if (rc < 0)
+			goto fail;
+		p->ch = (unsigned)rc;
+		p->seg = unet_ep_segment(p->ep, &segsz);
+		memset(p->seg, 0x5a, segsz); /* fault it in now, not in the timed loop */
+	}
+	memset(c->small, 0x5a, sizeof(c->small));
+	return 0;
+fail:
+	shm_detach(c, side);
+	return rc;
 }
 
 static void shm_teardown(void *vc)
@@ -114,25 +142,25 @@ static void shm_teardown(void *vc)
 
 /* One message of `size` bytes with `seq` at its head, from segment offset 0
  * when it does not fit inline. */
-static inline int send_one(struct shm_ctx *c, size_t size, uint64_t seq)
+static inline int send_one(struct shm_ctx *c, struct pair *p, size_t size, uint64_t seq)
 {
 	if (size <= UNET_INLINE_MAX) {
 		memcpy(c->small, &seq, sizeof(seq));
-		return unet_send_inline(c->ep, c->ch, c->small, (uint32_t)size);
+		return unet_send_inline(p->ep, p->ch, c->small, (uint32_t)size);
 	}
-	memcpy(c->seg, &seq, sizeof(seq));
-	struct unet_desc d = {.off = 0, .len = (uint32_t)size, .chan = (uint16_t)c->ch};
-	int rc = unet_send(c->ep, &d, 1);
+	memcpy(p->seg, &seq, sizeof(seq));
+	struct unet_desc d = {.off = 0, .len = (uint32_t)size, .chan = (uint16_t)p->ch};
+	int rc = unet_send(p->ep, &d, 1);
 	return rc == 1 ? 0 : rc < 0 ? rc : -EAGAIN;
 }
 
-static inline int recv_one(struct shm_ctx *c, struct unet_desc *in)
+static inline int recv_one(struct pair *p, struct unet_desc *in)
 {
 	struct perf_wait w;
 
 	perf_wait_begin(&w);
 	for (;;) {
-		int n = unet_recv(c->ep, in, 1);
+		int n = unet_recv(p->ep, in, 1);
 		if (n == 1)
 			return in->flags & UNET_DF_CHAN_DOWN ? -ECONNRESET : 0;
 		if (n < 0)
@@ -143,29 +171,29 @@ static inline int recv_one(struct shm_ctx *c, struct unet_desc *in)
 	}
 }
 
-static inline const void *payload(struct shm_ctx *c, const struct unet_desc *d)
+static inline const void *payload(struct pair *p, const struct unet_desc *d)
 {
-	return d->flags & UNET_DF_INLINE ? (const void *)d->data : unet_ptr(c->ep, d->off);
+	return d->flags & UNET_DF_INLINE ? (const void *)d->data : unet_ptr(p->ep, d->off);
 }
 
 /* Check the head of a received message, give its buffer back, and reap the
  * completion of our own segment send. */
-static inline int finish(struct shm_ctx *c, const struct unet_desc *in, size_t size, uint64_t seq)
+static inline int finish(struct pair *p, const struct unet_desc *in, size_t size, uint64_t seq)
 {
 	uint64_t head;
 	int rc;
 
 	if (in->len != size)
 		return -EBADMSG;
-	memcpy(&head, payload(c, in), sizeof(head));
+	memcpy(&head, payload(p, in), sizeof(head));
 	if (head != seq)
 		return -EBADMSG;
-	rc = unet_release(c->ep, in, 1);
+	rc = unet_release(p->ep, in, 1);
 	if (rc < 0)
 		return rc;
 	if (size > UNET_INLINE_MAX) {
 		struct unet_comp comp;
-		if (unet_poll_comp(c->ep, &comp, 1) != 1)
+		if (unet_poll_comp(p->ep, &comp, 1) != 1)
 			return -EIO; /* the shm NIC completes synchronously */
 		if (comp.status < 0)
 			return comp.status;
@@ -180,11 +208,12 @@ static int shm_ping(void *vc, size_t size, uint32_t iters, uint64_t *rtt)
 
 	for (uint32_t i = 0; i < iters; i++) {
 		uint64_t s = ++c->seq, t0 = perf_ticks();
-		int rc = send_one(c, size, s);
+		struct pair *p = &c->pairs[s / BLOCK % c->npairs];
+		int rc = send_one(c, p, size, s);
 		if (rc == 0)
-			rc = recv_one(c, &in);
+			rc = recv_one(p, &in);
 		if (rc == 0)
-			rc = finish(c, &in, size, s);
+			rc = finish(p, &in, size, s);
 		if (rc < 0)
 			return rc;
 		rtt[i] = perf_ticks() - t0;
@@ -199,11 +228,12 @@ static int shm_pong(void *vc, size_t size, uint32_t iters)
 
 	for (uint32_t i = 0; i < iters; i++) {
 		uint64_t s = ++c->seq;
-		int rc = recv_one(c, &in);
+		struct pair *p = &c->pairs[s / BLOCK % c->npairs];
+		int rc = recv_one(p, &in);
 		if (rc == 0)
-			rc = send_one(c, size, s);
+			rc = send_one(c, p, size, s);
 		if (rc == 0)
-			rc = finish(c, &in, size, s);
+			rc = finish(p, &in, size, s);
 		if (rc < 0)
 			return rc;
 	}
@@ -218,6 +248,7 @@ static uint32_t window(const struct shm_ctx *c, size_t size)
 static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 {
 	struct shm_ctx *c = vc;
+	struct pair *p = &c->pairs[0]; /* streaming is not a page lottery */
 	const bool inl = size <= UNET_INLINE_MAX;
 	const uint64_t win = window(c, size);
 	uint64_t sent = 0, acked = 0, done = 0;
@@ -227,7 +258,7 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 
 	for (unsigned k = 0; k < BATCH; k++) {
 		memset(&d[k], 0x5a, sizeof(d[k]));
-		d[k].chan = (uint16_t)c->ch;
+		d[k].chan = (uint16_t)p->ch;
 		d[k].len = (uint32_t)size;
 		d[k].flags = inl ? UNET_DF_INLINE : 0;
 		d[k].off = 0;
@@ -235,7 +266,7 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 	perf_wait_begin(&w);
 	while (acked < count) {
 		bool progress = false;
-		int n = unet_recv(c->ep, in, 8);
+		int n = unet_recv(p->ep, in, 8);
 		for (int k = 0; k < n; k++) {
 			uint64_t v;
 			if (in[k].flags & UNET_DF_CHAN_DOWN)
@@ -248,7 +279,7 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 			progress = true;
 		}
 		if (!inl) {
-			int m = unet_poll_comp(c->ep, comp, 64);
+			int m = unet_poll_comp(p->ep, comp, 64);
 			for (int k = 0; k < m; k++)
 				if (comp[k].status < 0)
 					return comp[k].status;
@@ -269,10 +300,10 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 					memcpy(d[k].data, &seq, sizeof(seq));
 				} else {
 					d[k].off = ((sent + k) % c->nsrc) * c->slot;
-					memcpy(c->seg + d[k].off, &seq, sizeof(seq));
+					memcpy(p->seg + d[k].off, &seq, sizeof(seq));
 				}
 			}
-			int r = unet_send(c->ep, d, (unsigned)room);
+			int r = unet_send(p->ep, d, (unsigned)room);
 			if (r < 0 && r != -EAGAIN)
 				return r;
 			if (r > 0) {
@@ -290,7 +321,7 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 	}
 	/* Leave no completion behind for the next run to miscount. */
 	while (!inl && done < sent) {
-		int m = unet_poll_comp(c->ep, comp, 64);
+		int m = unet_poll_comp(p->ep, comp, 64);
 		for (int k = 0; k < m; k++)
 			if (comp[k].status < 0)
 				return comp[k].status;
@@ -302,13 +333,14 @@ static int shm_stream_tx(void *vc, size_t size, uint64_t count)
 		done += (uint64_t)(m > 0 ? m : 0);
 	}
 	struct unet_stats st;
-	unet_get_stats(c->ep, &st);
+	unet_get_stats(p->ep, &st);
 	return st.tx_dropped ? -ENOBUFS : 0;
 }
 
 static int shm_stream_rx(void *vc, size_t size, uint64_t count, struct perf_stream_rx *res)
 {
 	struct shm_ctx *c = vc;
+	struct pair *p = &c->pairs[0];
 	const uint64_t every = window(c, size) / 4;
 	uint64_t got = 0;
 	struct unet_desc d[32];
@@ -316,7 +348,7 @@ static int shm_stream_rx(void *vc, size_t size, uint64_t count, struct perf_stre
 
 	perf_wait_begin(&w);
 	while (got < count) {
-		int n = unet_recv(c->ep, d, 32);
+		int n = unet_recv(p->ep, d, 32);
 		if (n <= 0) {
 			int rc = n < 0 ? n : perf_wait_step(&w);
 			if (rc)
@@ -328,17 +360,17 @@ static int shm_stream_rx(void *vc, size_t size, uint64_t count, struct perf_stre
 			uint64_t head;
 			if (d[k].flags & UNET_DF_CHAN_DOWN)
 				return -ECONNRESET;
-			memcpy(&head, payload(c, &d[k]), sizeof(head));
+			memcpy(&head, payload(p, &d[k]), sizeof(head));
 			if (head != got + 1 || d[k].len != size)
 				return -EBADMSG;
 			got++;
 		}
-		int rc = unet_release(c->ep, d, (unsigned)n);
+		int rc = unet_release(p->ep, d, (unsigned)n);
 		if (rc < 0)
 			return rc;
 		/* Credits only after the buffers are back on the free queue. */
 		if (got / every != before / every || got == count) {
-			rc = unet_send_inline(c->ep, c->ch, &got, sizeof(got));
+			rc = unet_send_inline(p->ep, p->ch, &got, sizeof(got));
 			if (rc < 0)
 				return rc;
 		}
@@ -362,5 +394,6 @@ const struct perf_path perf_path_shm = {
     .stream_rx = shm_stream_rx,
     .detach = shm_detach,
     .teardown = shm_teardown,
-    .note = "U-Net shm NIC endpoints, inline <= 48 B, segment above, busy-polled unet_recv",
+    .note = "U-Net shm NIC endpoints, inline <= 48 B, segment above, busy-polled unet_recv; "
+	    "ping-pong moves to the next of 8 endpoint pairs every 256 messages",
 };

@@ -25,8 +25,9 @@
 #define PERF_MAX_SIZES	   32
 #define PERF_MAX_MSG	   (1u << 20) /* largest --sizes entry */
 #define PERF_DEFAULT_ITERS 20000u
-#define PERF_STREAM_BYTES  (256u << 20) /* bytes per streaming run, before caps */
+#define PERF_STREAM_BYTES  (256u << 20) /* bytes streamed per size, before caps */
 #define PERF_STALL_MS	   5000		/* no progress for this long = peer lost */
+#define PERF_STREAM_REPS   5		/* streaming runs per size; the median counts */
 
 /* ---- options (main.c) --------------------------------------------------- */
 
@@ -40,7 +41,8 @@ struct perf_opts {
 	int cpus[2]; /* initiator, responder; -1 = chosen by perf_pick_cpus */
 	uint64_t stream_bytes;
 	bool no_stream;
-	uint32_t floor_slots; /* compare: line pairs the floor rotates over (0 = default) */
+	uint32_t floor_slots; /* page pairs the floor moves over (0 = default) */
+	uint32_t shm_pairs;   /* endpoint pairs the shm path moves over (0 = default) */
 };
 
 /* A mode's extra options: getopt_long entries plus a handler that returns 0,
@@ -166,9 +168,10 @@ struct perf_point {
 	size_t size;
 	int lat_rc; /* 0, -EMSGSIZE (skipped: too big for the path), or failure */
 	struct perf_lat lat;
-	int bw_rc; /* 0, -EMSGSIZE, -ENOTSUP (path does not stream), or failure */
-	uint64_t sent, received;
-	double seconds, gbps, mmsgs; /* GB/s = 1e9 bytes/s; millions of msgs/s */
+	int bw_rc;		 /* 0, -EMSGSIZE, -ENOTSUP (path does not stream), or failure */
+	uint64_t sent, received; /* summed over the streaming runs */
+	double seconds;		 /* likewise */
+	double gbps, mmsgs;	 /* median run; GB/s = 1e9 B/s, millions of msgs/s */
 };
 
 struct perf_result {
@@ -179,7 +182,7 @@ struct perf_result {
 	struct perf_point pt[PERF_MAX_SIZES];
 };
 
-/* Messages in one streaming run of `size` bytes. */
+/* Messages streamed in all for one size, split over PERF_STREAM_REPS runs. */
 uint64_t perf_stream_count(const struct perf_opts *o, size_t size);
 
 /* Run `path` over o->sizes, forking the responder. Fills *res; returns 0
