@@ -554,10 +554,15 @@ static void comp_reap(struct xdp_ep *xe)
 
 /* Make the kernel transmit what sits in the TX ring. Copy mode sends at
  * most 32 frames per call and says EAGAIN when more remain. */
+static bool tx_waiting(const struct xdp_ep *xe)
+{
+	return __atomic_load_n(xe->tx.consumer, __ATOMIC_ACQUIRE) != *xe->tx.producer;
+}
+
 static void tx_kick(struct xdp_ep *xe)
 {
 	for (int i = 0; i < KICK_MAX; i++) {
-		if (*xe->tx.consumer == *xe->tx.producer || !xsk_ring_prod__needs_wakeup(&xe->tx))
+		if (!tx_waiting(xe) || !xsk_ring_prod__needs_wakeup(&xe->tx))
 			return;
 		if (sendto(xe->xfd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
 			continue;
@@ -594,11 +599,14 @@ static void xdp_tx(struct unet_ep *ep)
 				if (xe->ntx_free == 0)
 					break; /* every frame in flight: retry later */
 			}
-			uint32_t ti = 0, f = xe->tx_free[--xe->ntx_free];
+			uint32_t ti = 0, f = xe->tx_free[xe->ntx_free - 1];
 			uint64_t addr = (uint64_t)(xe->tx_first + f) << xe->fshift;
 			const struct xdp_chan *c = ch->priv;
-			/* ntx frames and ntx TX slots: a free frame means a free slot */
-			xsk_ring_prod__reserve(&xe->tx, 1, &ti);
+			/* ntx frames and ntx TX slots: a free frame means a free
+			 * slot, unless the kernel broke the ring protocol */
+			if (xsk_ring_prod__reserve(&xe->tx, 1, &ti) != 1)
+				break;
+			xe->ntx_free--;
 			struct xdp_desc *td = xsk_ring_prod__tx_desc(&xe->tx, ti);
 			td->addr = addr;
 			td->len = xf_build(xe->umem_area + addr, &c->t,
@@ -634,7 +642,7 @@ static int xdp_rx(struct unet_ep *ep, struct unet_desc *d, unsigned max)
 
 	/* Frames still waiting in the TX ring (the kernel was busy at the last
 	 * kick) must not wait for the application's next send. */
-	if (*xe->tx.consumer != *xe->tx.producer)
+	if (tx_waiting(xe))
 		tx_kick(xe);
 	if (xsk_ring_prod__needs_wakeup(&xe->fill))
 		recvfrom(xe->xfd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
@@ -728,7 +736,7 @@ static int xdp_arm(struct unet_ep *ep)
 {
 	struct xdp_ep *xe = ep->priv;
 
-	if (*xe->tx.consumer != *xe->tx.producer)
+	if (tx_waiting(xe))
 		tx_kick(xe);
 	return xdp_pending(ep);
 }
