@@ -545,8 +545,52 @@ static void test_bad_input(void **state)
 	assert_int_equal(netns_run(P.ns[0], bad_input_child, NULL, 20000), 0);
 }
 
-int main(void)
+/* ---- under `ip netns exec`, which remounts /sys and hides bpffs ---------- */
+
+/* Run as "test_xdp --open DEV": create an endpoint, say how it runs, close. */
+static int open_and_close(const char *dev)
 {
+	struct np p;
+	char uri[64], info[256];
+	int rc;
+
+	snprintf(uri, sizeof(uri), "xdp:%s", dev);
+	rc = np_open(&p, uri, "7000", NULL);
+	if (rc < 0) {
+		printf("open: %s\n", unet_strerror(rc));
+		return 1;
+	}
+	unet_ep_info(p.ep, info, sizeof(info));
+	printf("%s\n", info);
+	np_close(&p);
+	return 0;
+}
+
+static char self_path[512];
+
+static void test_under_ip_netns_exec(void **state)
+{
+	char out[512];
+
+	if (pair_up(NULL) < 0) {
+		skip();
+		return;
+	}
+	int rc = netns_sh(P.ns[0], out, sizeof(out), "%s --open %s", self_path, P.dev[0]);
+	printf("  %s", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "xdp dev="));
+	rc = netns_sh(NULL, out, sizeof(out), "ip -n %s link show dev %s", P.ns[0], P.dev[0]);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(out, "xdp"));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--open") == 0)
+		return open_and_close(argv[2]);
+	if (readlink("/proc/self/exe", self_path, sizeof(self_path) - 1) < 0)
+		strcpy(self_path, argv[0]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_pingpong_auto, teardown),
 		cmocka_unit_test_teardown(test_pingpong_native, teardown),
@@ -555,6 +599,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_kernel_interop_generic, teardown),
 		cmocka_unit_test_teardown(test_other_traffic_reaches_kernel, teardown),
 		cmocka_unit_test_teardown(test_bad_input, teardown),
+		cmocka_unit_test_teardown(test_under_ip_netns_exec, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
