@@ -121,6 +121,7 @@ static int attr_fill(struct unet_msg_ep *mep, const struct unet_msg_attr *in)
 	if (mep->rto_max_ns < mep->rto_init_ns)
 		mep->rto_max_ns = mep->rto_init_ns;
 	mep->ping_ns = mep->dead_ns / 8 > mep->rto_init_ns ? mep->dead_ns / 8 : mep->rto_init_ns;
+	mep->ack_delay_ns = mep->rto_init_ns / 4;
 	/* What a peer may have in flight to us on one channel: every fragment
 	 * takes a receive buffer and a receive-queue slot, and half the queue
 	 * stays free for acks and handshakes. */
@@ -529,13 +530,15 @@ int unet_msg_idle(struct unet_msg_ep *mep, int timeout_ms)
 	if (mep->in_poll)
 		return -EDEADLK;
 	now = unet__now_ns();
+	mep->now = now;
 	for (uint32_t i = 0; i < mep->nlive; i++) {
 		struct msg_chan *mc = &mep->chans[mep->live[i]];
-		uint64_t d = msg_next_deadline(mep, mc);
+		msg_ack_flush(mep, mc);
 		if (mc->state == MC_OPEN &&
-		    (mc->ack_now || mc->pong_due || mc->rcv_nxt != mc->ack_sent ||
+		    (mc->pong_due ||
 		     (mc->snd_nxt != mc->snd_end && mc->snd_nxt - mc->snd_una < mc->window)))
 			return 1; /* work for the next poll already */
+		uint64_t d = msg_next_deadline(mep, mc);
 		if (d && (!next || d < next))
 			next = d;
 	}

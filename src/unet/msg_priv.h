@@ -68,6 +68,7 @@ struct msg_chan {
 
 	/* receive */
 	uint32_t rcv_nxt, ack_sent;
+	uint64_t ack_due; /* delayed ack: when an unacked arrival must be acked */
 	uint8_t *rbuf; /* UNET_MSG_MAX reassembly buffer, kept for the slot's life */
 	uint32_t rlen, rtag;
 	uint8_t rtype, rflags;
@@ -96,7 +97,7 @@ struct unet_msg_ep {
 	bool lossy; /* not shm: loss, duplication, reordering possible */
 	uint32_t max_chans;
 	uint32_t credit, maxfrag; /* what we advertise in SYNs */
-	uint64_t rto_init_ns, rto_max_ns, dead_ns, ping_ns;
+	uint64_t rto_init_ns, rto_max_ns, dead_ns, ping_ns, ack_delay_ns;
 	uint64_t now;
 
 	struct msg_chan *chans;
@@ -133,6 +134,7 @@ uint64_t msg_next_deadline(struct unet_msg_ep *mep, struct msg_chan *mc);
 int msg_input(struct unet_msg_ep *mep, struct msg_chan *mc, const struct msg_frag *f);
 void msg_fail(struct unet_msg_ep *mep, struct msg_chan *mc, int code);
 void msg_ack_check(struct unet_msg_ep *mep, struct msg_chan *mc);
+void msg_ack_flush(struct unet_msg_ep *mep, struct msg_chan *mc);
 
 /* msg.c: request table */
 struct msg_req *msg_req_lookup(struct unet_msg_ep *mep, uint32_t tag, unsigned chan);

@@ -249,8 +249,10 @@ void msg_send_rst(struct unet_msg_ep *mep, struct msg_chan *mc)
 	unet_send_inline(mep->ep, mc->id, p, sizeof(p)); /* best effort, never fails us */
 }
 
-/* Acks are due when the peer asked, or when enough fragments went unacked
- * that its window (our credit) is a quarter used. */
+/* Acks are due when the peer asked, when enough fragments went unacked
+ * that its window (our credit) is a quarter used, and otherwise after
+ * ack_delay (msg_service) or before blocking (msg_ack_flush): delayed so
+ * that a reply or the next request carries it, as in request/reply loops. */
 void msg_ack_check(struct unet_msg_ep *mep, struct msg_chan *mc)
 {
 	uint32_t every = mep->credit / 4 ? mep->credit / 4 : 1;
@@ -300,6 +302,8 @@ uint64_t msg_next_deadline(struct unet_msg_ep *mep, struct msg_chan *mc)
 		return 0;
 	if (mc->state == MC_OPEN)
 		t = min_nz(t, mc->rto_at);
+	if (mc->state == MC_OPEN && mc->rcv_nxt != mc->ack_sent)
+		t = min_nz(t, mc->ack_due);
 	if (mc->snd_una != mc->snd_end)
 		t = min_nz(t, mc->progress_at + mep->dead_ns);
 	if (mc->nwait) {
@@ -364,6 +368,14 @@ void msg_service(struct unet_msg_ep *mep, struct msg_chan *mc)
 	msg_push(mep, mc);
 	if (mc->state == MC_OPEN && mc->pong_due)
 		send_ack(mep, mc, MSG_F_PONG);
+	if (mc->state == MC_OPEN &&
+	    (mc->ack_now || (mc->rcv_nxt != mc->ack_sent && mep->now >= mc->ack_due)))
+		send_ack(mep, mc, 0);
+}
+
+/* About to block: nothing will carry the ack for a while, send it now. */
+void msg_ack_flush(struct unet_msg_ep *mep, struct msg_chan *mc)
+{
 	if (mc->state == MC_OPEN && (mc->ack_now || mc->rcv_nxt != mc->ack_sent))
 		send_ack(mep, mc, 0);
 }
@@ -578,6 +590,8 @@ int msg_input(struct unet_msg_ep *mep, struct msg_chan *mc, const struct msg_fra
 		mc->ack_now = true; /* tell the sender where we are */
 		return 0;
 	}
+	if (mc->rcv_nxt == mc->ack_sent)
+		mc->ack_due = mep->now + mep->ack_delay_ns;
 	mc->rcv_nxt++;
 	return frag_accept(mep, mc, f);
 }
