@@ -285,6 +285,7 @@ static int udp_ep_create(struct unet_ep *ep, const char *name)
 	socklen_t salen = sizeof(sa);
 	struct udp_ep *ue;
 	uint32_t fq_size, idx;
+	size_t fq_bytes;
 	uint16_t port;
 	int rc, sockbuf = UDP_SOCKBUF;
 
@@ -315,8 +316,8 @@ static int udp_ep_create(struct unet_ep *ep, const char *name)
 	fq_size = pow2_ge(ue->nbufs);
 	ue->held = calloc(ue->nbufs ? ue->nbufs : 1, 1);
 	/* aligned_alloc wants a size that is a multiple of the alignment. */
-	ue->fq_mem = aligned_alloc(UNET_CACHELINE,
-				   align_up(unet_ring__bytes(fq_size, sizeof(uint64_t)), UNET_CACHELINE));
+	fq_bytes = align_up(unet_ring__bytes(fq_size, sizeof(uint64_t)), UNET_CACHELINE);
+	ue->fq_mem = aligned_alloc(UNET_CACHELINE, fq_bytes);
 	ue->rq = calloc(a->rq_depth, sizeof(*ue->rq));
 	ue->peer = calloc(a->max_chans, sizeof(*ue->peer));
 	ue->hash_mask = pow2_ge(2 * a->max_chans) - 1;
@@ -329,7 +330,8 @@ static int udp_ep_create(struct unet_ep *ep, const char *name)
 	ue->fq.pub = ue->fq_nic.pub = 0;
 	unet_ring_prod__reserve(&ue->fq, ue->nbufs, &idx);
 	for (uint32_t b = 0; b < ue->nbufs; b++)
-		*(uint64_t *)unet_ring__slot(&ue->fq, idx + b) = ue->pool_off + (uint64_t)b * ue->buf_size;
+		*(uint64_t *)unet_ring__slot(&ue->fq, idx + b) =
+			ue->pool_off + (uint64_t)b * ue->buf_size;
 	unet_ring_prod__submit(&ue->fq, ue->nbufs);
 
 	/* No SO_REUSEADDR: a port is one endpoint's, the kernel says EADDRINUSE. */
