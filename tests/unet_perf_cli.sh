@@ -93,6 +93,8 @@ for k in ("ratio_shm_floor", "ratio_udp_blocking_shm"):
 assert math.isclose(doc["ratio_shm_floor"], m["shm"] / m["floor"], rel_tol=1e-3)
 assert math.isclose(doc["ratio_udp_blocking_shm"], m["udp_blocking"] / m["shm"], rel_tol=1e-3)
 assert doc["errors"] == {}, doc["errors"]
+assert isinstance(doc["contended"], bool)
+assert all(isinstance(doc["preempted"][k], int) and doc["preempted"][k] >= 0 for k in paths)
 for k in paths:
     lat = doc["latency"][k]
     assert [p["size"] for p in lat] == [8, 1024, 65536], lat

@@ -22,6 +22,7 @@
 #define BAR_SHM_FLOOR 1.5  /* shm 8 B RTT <= 1.5 x floor */
 #define BAR_UDP_SHM   40.0 /* udp blocking 8 B RTT >= 40 x shm */
 #define BAR_SHM_GBPS  5.0  /* shm 64 KiB streaming >= 5 GB/s */
+#define CONTENDED     200  /* preemptions of one path's two processes */
 
 static const struct perf_path *const paths[] = {
     &perf_path_floor,
@@ -80,6 +81,15 @@ static const char *verdict(double v, double bar, bool at_most)
 	return (at_most ? v <= bar : v >= bar) ? "met" : "MISSED";
 }
 
+/* Spinning paths were preempted often enough to matter: a busy machine. */
+static bool contended(const struct perf_result *r)
+{
+	for (int i = 0; i < NPATHS; i++)
+		if (r[i].preempted > CONTENDED)
+			return true;
+	return false;
+}
+
 static void print_text(const struct perf_opts *o, const struct perf_result *r, const char *load)
 {
 	double fl = median_at(&r[P_FLOOR], 8), shm = median_at(&r[P_SHM], 8);
@@ -109,6 +119,14 @@ static void print_text(const struct perf_opts *o, const struct perf_result *r, c
 	for (int i = 0; i < NPATHS; i++)
 		if (r[i].rc < 0)
 			printf("  %s FAILED: %s\n", r[i].path->title, r[i].err);
+	printf("  preemptions (other work took our CPUs):");
+	for (int i = 0; i < NPATHS; i++)
+		printf(" %s %ld%s", r[i].path->key, r[i].preempted, i + 1 < NPATHS ? "," : "\n");
+	if (contended(r))
+		printf(
+		    "  NOTE: other work competed for the CPUs during this run; its numbers, the\n"
+		    "  streaming ones above all, are unreliable. Rerun when the machine is "
+		    "quiet.\n");
 }
 
 static void bar_json(struct perf_json *j, const char *key, double v, double bar, bool at_most)
@@ -156,6 +174,12 @@ static void print_json(FILE *f, const struct perf_opts *o, const struct perf_res
 	bar_json(&j, "udp_blocking_rtt_ge_40x_shm", ub / shm, BAR_UDP_SHM, false);
 	bar_json(&j, "shm_stream_64k_ge_5gbps", gbps_at(&r[P_SHM], 65536), BAR_SHM_GBPS, false);
 	perf_json_close(&j);
+
+	perf_json_obj(&j, "preempted");
+	for (int i = 0; i < NPATHS; i++)
+		perf_json_int(&j, r[i].path->key, r[i].preempted);
+	perf_json_close(&j);
+	perf_json_bool(&j, "contended", contended(r));
 
 	perf_json_obj(&j, "errors");
 	for (int i = 0; i < NPATHS; i++)

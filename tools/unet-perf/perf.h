@@ -176,8 +176,9 @@ struct perf_point {
 
 struct perf_result {
 	const struct perf_path *path;
-	int rc;	       /* the path as a whole: set-up or peer failure */
-	char err[160]; /* why, when rc < 0 */
+	int rc;		/* the path as a whole: set-up or peer failure */
+	char err[160];	/* why, when rc < 0 */
+	long preempted; /* involuntary context switches of both processes: noise */
 	int n;
 	struct perf_point pt[PERF_MAX_SIZES];
 };

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -213,21 +214,32 @@ static int one_stream(const struct perf_path *p, void *ctx, int fd, const struct
 	return 0;
 }
 
-/* Stop the responder: politely, then by its pid. */
-static void reap(pid_t pid, int fd, bool polite)
+/* Stop the responder: politely, then by its pid. Returns how often it was
+ * preempted (involuntary context switches) in its life. */
+static long reap(pid_t pid, int fd, bool polite)
 {
 	struct ctl_cmd c = {.op = CMD_QUIT};
+	struct rusage ru;
 	int status;
 
+	memset(&ru, 0, sizeof(ru));
 	if (polite && ctl_send(fd, &c, sizeof(c)) == 0) {
 		for (int i = 0; i < 200; i++) {
-			if (waitpid(pid, &status, WNOHANG) == pid)
-				return;
+			if (wait4(pid, &status, WNOHANG, &ru) == pid)
+				return ru.ru_nivcsw;
 			usleep(10000);
 		}
 	}
 	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
+	wait4(pid, &status, 0, &ru);
+	return ru.ru_nivcsw;
+}
+
+static long preempted_self(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
 static void result_init(const struct perf_path *p, const struct perf_opts *o,
@@ -290,6 +302,7 @@ int perf_run_path(const struct perf_path *p, const struct perf_opts *o, struct p
 	if (log)
 		fflush(log);
 	pid_t parent = getpid();
+	long self0 = preempted_self();
 	pid = fork();
 	if (pid < 0) {
 		fail(res, -errno, "fork");
@@ -338,7 +351,7 @@ int perf_run_path(const struct perf_path *p, const struct perf_opts *o, struct p
 	}
 	if (log)
 		fprintf(log, "%50s\r", ""), fflush(log);
-	reap(pid, sv[0], res->rc == 0);
+	res->preempted = reap(pid, sv[0], res->rc == 0) + preempted_self() - self0;
 out_detach:
 	p->detach(ctx, PERF_INITIATOR);
 out_teardown:
