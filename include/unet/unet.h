@@ -122,7 +122,10 @@ const struct unet_ep_attr *unet_ep_attr(const struct unet_ep *ep);
 /* Open a channel to `remote` and return its id (>= 0). On shm `remote` is
  * the peer endpoint's name and both sides must open the channel to each
  * other (the first to arrive waits up to timeout_ms for the other; -1 = no
- * limit); on udp/xdp it is "IPV4:PORT" and returns at once. A channel from
+ * limit); on udp/xdp it is "IPV4:PORT" and returns at once (xdp first
+ * resolves the next hop's MAC, which may take an ARP round trip: up to
+ * timeout_ms, at least 1 s, -1 = 3 s; -EHOSTUNREACH when there is no route
+ * through the interface or no answer). A channel from
  * a shm endpoint to itself is refused with -EINVAL. */
 int unet_chan_open(struct unet_ep *ep, const char *remote, int timeout_ms);
 int unet_chan_close(struct unet_ep *ep, unsigned chan);
