@@ -302,8 +302,8 @@ static void check_hostile(const struct mp_shared *sh, uint64_t t0)
 	uint64_t retx = sh->stat[0][0] + sh->stat[1][0], dup = sh->stat[0][2] + sh->stat[1][2];
 	uint64_t ooo = sh->stat[0][3] + sh->stat[1][3];
 
-	print_message("%llu ms; retransmitted %llu, duplicates dropped %llu, out of order "
-		      "dropped %llu\n",
+	print_message("%llu ms; retransmitted %llu, duplicates dropped %llu, arrived out of "
+		      "order %llu\n",
 		      (unsigned long long)(proc_now_ms() - t0), (unsigned long long)retx,
 		      (unsigned long long)dup, (unsigned long long)ooo);
 	/* The wire really was hostile, and it did not show. */
@@ -314,7 +314,7 @@ static void check_hostile(const struct mp_shared *sh, uint64_t t0)
 
 static void test_lossy_stream(void **state)
 {
-	struct mp_stream p = {.n = 300, .max = 64u << 10};
+	struct mp_stream p = {.n = 300, .max = 256u << 10};
 	struct mp_cfg cfg = udp_cfg(seed_now());
 	struct mp_shared *sh = shared();
 

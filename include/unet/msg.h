@@ -12,8 +12,9 @@
  *     flow control: the window never exceeds what the receiver can buffer,
  *     so a slow receiver makes the sender wait, it never loses messages);
  *   - unacknowledged fragments are retransmitted after a timeout that backs
- *     off; duplicates and fragments out of order are dropped and re-acked
- *     (go-back-N: simple, and loss is rare on every NIC we have);
+ *     off (go-back-N), duplicates are dropped and re-acked; on lossy NICs
+ *     (udp, xdp) fragments that overtake a lost one are kept and three
+ *     duplicate acks resend just the missing fragment;
  *   - a channel that makes no progress for `dead_ms` fails, and its
  *     outstanding requests complete with -ETIMEDOUT.
  *

@@ -202,6 +202,9 @@ void unet_msg_destroy(struct unet_msg_ep *mep)
 			free(mc->slen);
 			free(mc->sinfl);
 			free(mc->rbuf);
+			free(mc->ooo_has);
+			free(mc->ooo_f);
+			free(mc->ooo_data);
 		}
 	}
 	free(mep->chans);
@@ -274,6 +277,26 @@ int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan)
 		nslots &= nslots - 1; /* round down to a power of two */
 	if (!mc->rbuf)
 		mc->rbuf = malloc(UNET_MSG_MAX);
+	if (mep->lossy && !mc->ooo_has) {
+		uint32_t n = 1;
+		while (n < mep->credit)
+			n <<= 1;
+		mc->nooo = n;
+		mc->ooo_stride = mep->maxfrag - MSG_HDR;
+		mc->ooo_has = calloc(n, 1);
+		mc->ooo_f = calloc(n, sizeof(*mc->ooo_f));
+		mc->ooo_data = malloc((size_t)n * mc->ooo_stride);
+		if (!mc->ooo_has || !mc->ooo_f || !mc->ooo_data) {
+			free(mc->ooo_has);
+			free(mc->ooo_f);
+			free(mc->ooo_data);
+			mc->ooo_has = NULL;
+			mc->ooo_f = NULL;
+			mc->ooo_data = NULL;
+			mc->nooo = 0;
+			return -ENOMEM;
+		}
+	}
 	mc->slen = calloc(nslots, sizeof(*mc->slen));
 	mc->sinfl = calloc(nslots, sizeof(*mc->sinfl));
 	if (!mc->rbuf || !mc->slen || !mc->sinfl) {
@@ -283,14 +306,18 @@ int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan)
 		mc->sinfl = NULL;
 		return -ENOMEM;
 	}
-	uint8_t *rbuf = mc->rbuf;
-	uint32_t prev = mc->my_epoch;
-	uint32_t *slen = mc->slen;
-	uint16_t *sinfl = mc->sinfl;
+	struct msg_chan keep = *mc; /* buffers that live as long as the slot */
 	memset(mc, 0, sizeof(*mc));
-	mc->rbuf = rbuf;
-	mc->slen = slen;
-	mc->sinfl = sinfl;
+	mc->rbuf = keep.rbuf;
+	mc->slen = keep.slen;
+	mc->sinfl = keep.sinfl;
+	mc->nooo = keep.nooo;
+	mc->ooo_stride = keep.ooo_stride;
+	mc->ooo_has = keep.ooo_has;
+	mc->ooo_f = keep.ooo_f;
+	mc->ooo_data = keep.ooo_data;
+	if (mc->ooo_has)
+		memset(mc->ooo_has, 0, mc->nooo);
 	mc->id = chan;
 	mc->wire_max = w;
 	mc->slot_size = (w + 63) & ~63u;
@@ -300,7 +327,7 @@ int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan)
 	mc->stage_off = (uint64_t)chunk * mep->attr.stage_size;
 	mc->stage = (uint8_t *)unet_ptr(mep->ep, mc->stage_off);
 	mep->chunk_owner[chunk] = (int32_t)chan;
-	mc->my_epoch = new_epoch(prev);
+	mc->my_epoch = new_epoch(keep.my_epoch);
 	mc->rto_ns = mep->rto_init_ns;
 	mc->syn_ns = mep->rto_init_ns;
 	mep->now = unet__now_ns();

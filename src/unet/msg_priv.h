@@ -74,6 +74,15 @@ struct msg_chan {
 	uint8_t rtype, rflags;
 	bool inmsg, poison;
 	struct msg_req *rreq; /* the request a reply in reassembly completes */
+
+	/* Lossy NICs: fragments that arrived ahead of a hole, kept (copied, so
+	 * they hold no receive buffer and no credit) until it is filled. Slot
+	 * seq & (nooo - 1); nooo >= our credit >= the peer's window, so every
+	 * fragment the peer may have in flight has a slot of its own. */
+	uint32_t nooo, ooo_stride;
+	uint8_t *ooo_has;
+	struct msg_frag *ooo_f;
+	uint8_t *ooo_data;
 };
 
 struct msg_req {
