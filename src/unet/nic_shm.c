@@ -56,6 +56,9 @@
 #define SHM_VERSION 1u
 #define SHM_SOCK_PREFIX "unet.shm."
 #define SHM_VA_ALIGN (2u << 20)
+/* Send-queue descriptor whose channel was closed while it waited (flags the
+ * application cannot set: unet_send refuses them). */
+#define SHM_DF_DEAD 0x8000u
 
 enum { MSG_HELLO = 1, MSG_WELCOME = 2, MSG_REFUSE = 3 };
 
@@ -1005,6 +1008,14 @@ fail:
 
 static void shm_chan_close(struct unet_ep *ep, unsigned id)
 {
+	/* Sends still queued for this channel (held back by a full completion
+	 * queue) complete with -ENOTCONN, never reach the next channel to use
+	 * slot id (another peer, maybe with smaller buffers). */
+	for (uint32_t i = ep->sq_nic.cached_cons; i != ep->sq.pub; i++) {
+		struct unet_desc *d = unet_ring__slot(&ep->sq_nic, i);
+		if (d->chan == id)
+			d->flags |= SHM_DF_DEAD;
+	}
 	chan_free(ep, id);
 }
 
@@ -1063,8 +1074,9 @@ static void shm_tx(struct unet_ep *ep)
 
 		if (!inl && !unet__comp_room(ep))
 			break; /* stall until the application reaps completions */
-		if (ch->state != CHAN_OPEN) {
-			st = ch->state == CHAN_DOWN ? -ECONNRESET : -ENOTCONN;
+		if (ch->state != CHAN_OPEN || (d->flags & SHM_DF_DEAD)) {
+			st = ch->state == CHAN_DOWN && !(d->flags & SHM_DF_DEAD) ? -ECONNRESET
+										 : -ENOTCONN;
 		} else {
 			bool first = !c->kick;
 			st = deliver(ep, c, d);
