@@ -187,7 +187,7 @@ static int mp_open(mp_ctx *c)
 	const struct mp_cfg *cfg = c->cfg;
 	int s = c->side, o = 1 - s, rc;
 	char remote[128];
-	bool udp = strncmp(cfg->uri[s], "udp", 3) == 0;
+	bool udp = strncmp(cfg->uri[s], "shm", 3) != 0; /* udp or xdp: ports */
 
 	if (cfg->netns[s] && (rc = netns_enter(cfg->netns[s])) < 0) {
 		mp_fail(c, "setns %s: %s", cfg->netns[s], strerror(-rc));
