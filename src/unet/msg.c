@@ -319,6 +319,8 @@ int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan)
 	if (mc->ooo_has)
 		memset(mc->ooo_has, 0, mc->nooo);
 	mc->id = chan;
+	mc->snd_tail = mc->snd_una = mc->snd_nxt = mc->snd_max = mc->snd_end = MSG_ISN;
+	mc->rcv_nxt = mc->ack_sent = MSG_ISN;
 	mc->wire_max = w;
 	mc->slot_size = (w + 63) & ~63u;
 	mc->nslots = nslots;

@@ -29,6 +29,11 @@
 #define MSG_NIL UINT32_MAX
 #define MSG_LOSSY_FRAG 1400u /* udp/xdp: fragment + IP/UDP(/Ethernet) under 1500 */
 #define MSG_SYN_MAX_NS (100u * 1000000u)
+/* First sequence number of every session, both ways: close below 2^32 so
+ * that every session, and so every test, crosses the wrap within its first
+ * 256 fragments. (Stale fragments are told apart by the epoch, not by a
+ * random initial sequence number.) */
+#define MSG_ISN 0xffffff00u
 
 enum { MC_FREE = 0, MC_SYN, MC_OPEN, MC_FAILED };
 enum { RQ_FREE = 0, RQ_WAIT, RQ_DONE };
