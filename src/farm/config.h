@@ -17,7 +17,7 @@
 #define FARM_DEFAULT_VNODES 64u
 #define FARM_MIN_REGION_SIZE (64ull << 10)
 #define FARM_MAX_REGION_SIZE (1ull << 31) /* offsets are 32 bits */
-#define FARM_MAX_REGIONS (1u << 15) /* HELLO lists a node's regions in one message */
+#define FARM_MAX_REGIONS (1u << 14) /* HELLO lists a node's regions in one message */
 #define FARM_MAX_VNODES 4096u
 
 /* Fill the fields left at zero/empty with what they mean (regions = 4 per

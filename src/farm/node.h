@@ -1,0 +1,163 @@
+/*
+ * node.h - the inside of a struct farm, shared by the files that make up a
+ * node: node.c (start, stop, progress, the transport), replica.c (what a
+ * primary and a backup do), alloc.c, read.c, write.c (the calls of farm.h).
+ *
+ * All transport calls (U-Net endpoint, msg, rdma) are in node.c and read.c
+ * (the one-sided READs of the hot path); everything else talks through
+ * farm__call / farm__reply and the op and pend tables below.
+ */
+#ifndef FARM_NODE_H
+#define FARM_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "farm/farm.h"
+#include "unet/msg.h"
+#include "unet/rdma.h"
+#include "regionmap.h"
+#include "slab.h"
+#include "wire.h"
+
+/* A replica this node holds. */
+struct farm_replica {
+	uint32_t region;
+	int role; /* 0 primary, 1.. backup */
+	struct unet_mr *mr;
+	uint8_t *base;
+	struct farm_slab slab; /* primary only */
+};
+
+/* What this node knows about every region (indexed by region id). */
+struct farm_region {
+	uint8_t *local;            /* our memory when we are the primary */
+	struct farm_replica *mine; /* our replica of any role, or NULL */
+	int peer;                  /* member index of the primary */
+	int chan;                  /* channel to the primary (-1: us) */
+	uint64_t key;              /* the primary's key */
+	uint64_t page_key;         /* the primary's node page key */
+	bool known;                /* key learnt (or ours) */
+};
+
+struct farm_peer {
+	uint32_t id;
+	int chan; /* -1: self, or not open */
+	uint64_t page_key;
+	bool hello_in;    /* its HELLO arrived */
+	bool hello_acked; /* it answered ours */
+	bool hello_sent;
+	int hello_err;    /* why our HELLO failed, 0 */
+};
+
+enum { FARM_OP_FREE = 0, FARM_OP_WAIT, FARM_OP_DONE, FARM_OP_ABANDONED };
+enum { FARM_OPK_CLIENT = 1, FARM_OPK_HELLO, FARM_OPK_REPL };
+
+/* An outstanding request of ours (the msg layer's ctx points here by index
+ * and generation, so a late completion never lands in a reused slot). */
+struct farm_op {
+	uint16_t gen;
+	uint8_t state, kind;
+	int32_t status;
+	uint32_t arg; /* HELLO: member index; REPL: pend index */
+	uint32_t next_free;
+	struct farm_wire_reply reply;
+};
+
+enum { FARM_PEND_ALLOC = 1, FARM_PEND_FREE, FARM_PEND_WRITE };
+
+/* A change at a primary waiting for its backups' acks. */
+struct farm_pend {
+	bool used;
+	uint8_t kind;
+	uint32_t region;
+	struct farm_slab_change ch;
+	uint64_t obj_off;
+	uint64_t hdr;       /* WRITE: header to publish (unlock) once replicated */
+	uint64_t value;     /* for the reply: address or version */
+	uint32_t to_send;   /* bit i: backup i (replica index) still to be sent */
+	uint32_t acks_left;
+	int32_t status;
+	/* Who waits: a farm_* call on this node (op index) or a peer. */
+	bool local;
+	uint32_t local_op;
+	struct unet_msg from;
+	uint32_t next_free;
+};
+
+struct farm {
+	struct farm_config cfg;
+	uint32_t self;
+	int self_idx;
+	uint64_t config_id;
+	uint64_t cfg_hash;
+	struct farm_rmap map;
+
+	struct unet_nic *nic;
+	struct unet_ep *ep;
+	struct unet_msg_ep *mep;
+	struct unet_rdma *rdma;
+	struct unet_mr *page_mr;
+	struct farm_node_page *page;
+
+	struct farm_peer peers[FARM_MAX_MEMBERS];
+	int8_t chan_peer[FARM_MAX_MEMBERS + 8]; /* channel id -> member index */
+
+	struct farm_replica *reps;
+	uint32_t nreps;
+	struct farm_region *regions;
+
+	struct farm_op *ops;
+	uint32_t nops, op_free;
+	struct farm_pend *pends;
+	uint32_t npends, pend_free;
+	uint32_t pend_unsent; /* pends with sends left (retried by farm_poll) */
+
+	uint8_t *msgbuf;   /* requests built by the serving side (HELLO, REPL) */
+	uint8_t *reqbuf;   /* requests built by the calls of farm.h */
+	size_t msgbuf_len;
+	uint8_t *rimg;     /* remote read snapshot */
+	uint64_t rd_cfg, rd_h1, rd_h2;
+	uint32_t alloc_rr;
+	int op_timeout_ms;
+	bool started;
+
+	struct farm_stats st;
+};
+
+#define FARM_MSGBUF_SIZE (128u << 10)
+
+/* node.c */
+int farm__call(struct farm *f, int peer, uint8_t type, void *req, uint32_t len,
+	       struct farm_wire_reply *rep);
+int farm__op_new(struct farm *f, uint8_t kind, uint32_t arg);
+int64_t farm__request(struct farm *f, int peer, uint8_t type, const void *req, uint32_t len,
+		      uint32_t op);
+void farm__op_release(struct farm *f, uint32_t op);
+int farm__wait_op(struct farm *f, uint32_t op, uint64_t deadline_ns);
+void farm__reply(struct farm *f, const struct unet_msg *m, int status, uint64_t value);
+void farm__hdr(const struct farm *f, struct farm_wire_hdr *h);
+uint64_t farm__now_ns(void);
+/* Internal: move to another configuration id (the configuration manager of
+ * a later issue does this; tests use it to exercise the fence). */
+void farm__set_config_id(struct farm *f, uint64_t id);
+
+/* Check a request's common header: -EPROTO when malformed, -ESTALE (also
+ * answered and counted) when from an older configuration. */
+int farm__admit(struct farm *f, const struct unet_msg *m, uint32_t min_len);
+
+/* replica.c */
+void farm__serve_register(struct farm *f);
+int farm__pend_poll(struct farm *f);
+void farm__repl_done(struct farm *f, uint32_t pend, int status);
+int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool local,
+			uint32_t local_op, const struct unet_msg *from);
+int farm__primary_free(struct farm *f, farm_addr_t addr, bool local, uint32_t local_op,
+		       const struct unet_msg *from);
+int farm__primary_write(struct farm *f, farm_addr_t addr, const void *buf, uint32_t len,
+			bool local, uint32_t local_op, const struct unet_msg *from);
+
+/* Address checks shared by the calls: -ENOENT, -ERANGE, -EINVAL, -EFBIG. */
+int farm__check_addr(const struct farm *f, farm_addr_t addr, uint32_t len);
+
+#endif /* FARM_NODE_H */
