@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <cmocka.h>
 
 #include "helpers/net_peer.h"
@@ -300,12 +302,72 @@ static void test_two_queues_two_processes(void **state)
 	assert_false(xdp_attached(1));
 }
 
+/* ---- locked memory without CAP_IPC_LOCK ------------------------------------ */
+
+/* Drop CAP_IPC_LOCK from the effective set, so the UMEM is charged against
+ * RLIMIT_MEMLOCK as it is for a process without it. */
+static int drop_ipc_lock(void)
+{
+	struct {
+		uint32_t version;
+		int pid;
+	} hdr = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+	struct {
+		uint32_t effective, permitted, inheritable;
+	} data[2];
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return -errno;
+	data[0].effective &= ~(1u << 14); /* CAP_IPC_LOCK */
+	return syscall(SYS_capset, &hdr, data) < 0 ? -errno : 0;
+}
+
+static int memlock_child(void *arg)
+{
+	struct np p;
+	char uri[64];
+	struct rlimit rl;
+	struct unet_ep_attr huge = {.seg_size = 64u << 20};
+
+	CHECK(getrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (64u << 20))
+		return 77; /* nothing to be charged against here */
+	uri_of(uri, sizeof(uri), 0, "");
+	/* with CAP_IPC_LOCK the UMEM is not charged at all */
+	CHECK(np_open(&p, uri, "7000", &huge) == 0);
+	np_close(&p);
+	CHECK(drop_ipc_lock() == 0);
+	/* the defaults fit the limit... */
+	CHECK(np_open(&p, uri, "7000", NULL) == 0);
+	np_close(&p);
+	/* ...a segment beyond it is refused cleanly */
+	CHECK(np_open(&p, uri, "7000", &huge) == -ENOMEM);
+	return 0;
+}
+
+static void test_memlock_without_ipc_lock(void **state)
+{
+	if (setup_pair(0) < 0) {
+		skip();
+		return;
+	}
+	int rc = netns_run(P.ns[0], memlock_child, NULL, 20000);
+	if (rc == 77) {
+		printf("skipped: RLIMIT_MEMLOCK is unlimited or large here\n");
+		skip();
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_false(xdp_attached(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_close_detaches, teardown),
 		cmocka_unit_test_teardown(test_kill9_then_restart, teardown),
 		cmocka_unit_test_teardown(test_two_queues_two_processes, teardown),
+		cmocka_unit_test_teardown(test_memlock_without_ipc_lock, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
