@@ -467,7 +467,17 @@ static void test_slab_small_region(void **state)
 	assert_int_equal(farm_slab_alloc(&s, FARM_OBJ_MAX, &off, &ch), -ENOSPC);
 	while (farm_slab_alloc(&s, 40, &off, &ch) == 0)
 		count++;
-	assert_int_equal(count, 1022); /* 1024 lines - region header - slab header */
+	/* 1023 lines after the region header, in slabs of 1 + 64 lines (1/16
+	 * of the region): 15 full slabs and one of the 48 lines left. */
+	assert_int_equal(count, 15 * 64 + 47);
+	/* Another class still found room before the region filled up. */
+	uint8_t *base2 = region_new(size);
+	struct farm_slab s2;
+	assert_int_equal(farm_slab_init(&s2, base2, size, 0), 0);
+	assert_int_equal(farm_slab_alloc(&s2, 40, &off, &ch), 0);
+	assert_int_equal(farm_slab_alloc(&s2, 1000, &off, &ch), 0);
+	assert_int_equal(ch.n, 2); /* a new slab for the 1000-byte class */
+	free(base2);
 	free(base);
 }
 

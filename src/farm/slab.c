@@ -122,7 +122,10 @@ int farm_slab_recover(struct farm_slab *s, uint8_t *base, uint64_t size, uint32_
 static int carve(struct farm_slab *s, int cls, struct farm_slab_change *ch)
 {
 	uint32_t cl = class_lines[cls], left = s->nlines - s->bump;
-	uint32_t want = cl >= 1023 / 4 ? 4 : 1023 / cl, slots;
+	/* A slab is at most 1023 lines and 1/16 of the region (so that a small
+	 * region still has room for several classes), and at least 4 slots. */
+	uint32_t budget = s->nlines / 16 < 1023 ? s->nlines / 16 : 1023;
+	uint32_t want = budget / cl < 4 ? 4 : budget / cl, slots;
 	uint64_t off = (uint64_t)s->bump * FARM_LINE;
 	struct farm_slab_hdr *sh = (struct farm_slab_hdr *)(s->base + off);
 

@@ -4,7 +4,9 @@
  *
  * Size classes in cache lines (1..8, then four per doubling up to the
  * largest object), so no object wastes more than a quarter of its slot. A
- * slab is a run of lines carved from the region's unused tail:
+ * slab is a run of lines carved from the region's unused tail, at most
+ * 64 KiB and 1/16 of the region (at least 4 slots), so that one size class
+ * cannot take a small region for itself:
  *
  *   [ slab header line | slot | slot | ... ]   every slot = class lines
  *
