@@ -86,9 +86,12 @@ int farm_config_format(const struct farm_config *cfg, char *buf, size_t len);
 struct farm;
 
 /* Start node `self` of the cluster: create its endpoint, connect to every
- * other member (waiting up to timeout_ms for them: -ETIMEDOUT naming
- * nobody is a hang), allocate and register the replicas the ring gives it,
- * and exchange region keys. Returns when the cluster is ready. */
+ * other member (waiting up to timeout_ms for them, <= 0: 10 s; a member
+ * that does not come is -ETIMEDOUT, never a hang), allocate and register
+ * the replicas the ring gives it, and exchange region keys. Returns when
+ * the cluster is ready. -EADDRINUSE: this member already runs on the host;
+ * -ESTALE: the peers run a newer configuration; -EINVAL: a bad config, or
+ * peers with a different one. */
 int farm_node_start(const struct farm_config *cfg, uint32_t self, int timeout_ms,
 		    struct farm **out);
 /* The same, and on failure a sentence a person can act on in `err` (may be
@@ -111,10 +114,12 @@ const struct farm_config *farm_get_config(const struct farm *f);
  * primary, then the backups. Returns the replica count, or -ENOENT. */
 int farm_region_replicas(const struct farm *f, uint32_t region, uint32_t *out, uint32_t max);
 
-/* Allocate an object with `size` payload bytes (1..FARM_OBJ_MAX). With
- * `near` != FARM_NULL, place it in near's region when there is room
- * (FaRM's locality hint). Allocation runs at the region's primary and is
- * replicated to its backups before it returns. */
+/* Allocate an object with `size` payload bytes (1..FARM_OBJ_MAX; the
+ * object is zeroed). With `near` != FARM_NULL, place it in near's region
+ * when there is room (FaRM's locality hint; only the region of `near` is
+ * used), else in a region this node leads, else anywhere (-ENOSPC: full).
+ * Allocation runs at the region's primary and is replicated to its
+ * backups before it returns. */
 int farm_alloc(struct farm *f, uint32_t size, farm_addr_t near, farm_addr_t *out);
 int farm_free(struct farm *f, farm_addr_t addr);
 
@@ -128,7 +133,11 @@ int farm_free(struct farm *f, farm_addr_t addr);
 int farm_read(struct farm *f, farm_addr_t addr, void *buf, uint32_t len, uint64_t *version);
 
 /* Write one object outside a transaction: the primary locks it, installs
- * the bytes with a new version, replicates to the backups, unlocks. */
+ * the bytes with a new version, replicates to the backups, unlocks. Writes
+ * payload bytes [0, len) (the rest keeps its bytes); errors as farm_read.
+ * When a backup fails or refuses (-ETIMEDOUT, -ECONNRESET, -ESTALE) the
+ * primary keeps the write and the error is returned: replicas are made
+ * whole again by recovery. */
 int farm_write(struct farm *f, farm_addr_t addr, const void *buf, uint32_t len);
 
 /* Object payload size, from its header (a one-sided read). */
