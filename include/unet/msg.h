@@ -15,8 +15,12 @@
  *     off (go-back-N), duplicates are dropped and re-acked; on lossy NICs
  *     (udp, xdp) fragments that overtake a lost one are kept and three
  *     duplicate acks resend just the missing fragment;
- *   - a channel that makes no progress for `dead_ms` fails, and its
- *     outstanding requests complete with -ETIMEDOUT.
+ *   - a channel with data or requests outstanding that makes no progress
+ *     for `dead_ms` fails, and its outstanding requests complete with
+ *     -ETIMEDOUT (an idle channel never times out: a peer may attach late);
+ *   - every attach picks a random session epoch that the handshake
+ *     exchanges, so fragments of an older incarnation of a peer are
+ *     rejected, and a peer that restarts fails the channel (-ECONNRESET).
  *
  * Receiving is by handler: unet_msg_poll() runs the handler registered for
  * each arriving message's type, in order, on the caller's thread. A handler
