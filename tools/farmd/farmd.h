@@ -1,0 +1,93 @@
+/*
+ * farmd.h - the node daemon's pieces and the state they share.
+ *
+ * farmd is one FaRM node: main.c starts it (farm_node_start) and runs its
+ * progress loop; admin.c serves the admin socket without ever blocking that
+ * loop; cmd.c turns one admin line into one JSON reply; bench.c measures
+ * reads from inside the node, where the application would run; log.c
+ * writes one timestamped line per event to stderr.
+ */
+#ifndef FARMD_FARMD_H
+#define FARMD_FARMD_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <farm/farm.h>
+
+#define FARMD_MAX_CLIENTS 16
+
+enum farmd_level { FARMD_ERROR, FARMD_WARN, FARMD_INFO, FARMD_DEBUG };
+
+/* ---- log.c ---- */
+void farmd_log_init(uint32_t id, enum farmd_level level);
+int farmd_level_parse(const char *s, enum farmd_level *out);
+void farmd_log(enum farmd_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t farmd_now_ns(void);
+
+/* ---- a growable reply buffer (admin path only: allocation is fine) ---- */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_reserve(struct sbuf *b, size_t more);
+void sb_free(struct sbuf *b);
+void sb_json_str(struct sbuf *b, const char *s); /* a quoted, escaped JSON string */
+
+struct admin_client {
+	int fd;
+	char *in;
+	size_t in_len;
+	bool in_overflow; /* discarding the rest of an over-long line */
+	struct sbuf out;
+	size_t out_off;
+	bool close_after; /* close once `out` is flushed */
+};
+
+struct farmd {
+	struct farm *f;
+	struct farm_config cfg;
+	uint32_t id;
+	char conf_path[PATH_MAX];
+	char sock_path[PATH_MAX];
+	char pid_path[PATH_MAX];
+	int sig_fd;
+	int listen_fd;
+	struct admin_client clients[FARMD_MAX_CLIENTS];
+	bool stop;
+	const char *stop_reason;
+	uint64_t start_ns, ready_ns;
+};
+
+/* ---- admin.c ---- */
+/* Bind RUN_DIR/node-ID.sock (refusing one a live node answers on). */
+int admin_open(struct farmd *d);
+/* Accept, read, answer, flush: never waits. Also reads the signalfd. */
+void admin_poll(struct farmd *d);
+void admin_close(struct farmd *d);
+
+/* ---- cmd.c ---- */
+/* Run one admin command line and append exactly one JSON line to `out`. */
+void cmd_run(struct farmd *d, char *line, struct sbuf *out);
+int cmd_error(struct sbuf *out, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- bench.c ---- */
+struct bench_result {
+	farm_addr_t addr;
+	uint32_t target; /* primary of the object read */
+	uint64_t count, retries;
+	double seconds, ops_per_sec, chunk_ops_per_sec;
+	uint64_t median_ns, p99_ns, min_ns, lat_samples;
+};
+/* Read one object of `size` bytes `count` times, remote (primary elsewhere)
+ * or local; allocates the object and frees it afterwards. */
+int bench_read(struct farmd *d, uint32_t size, uint64_t count, bool remote, struct bench_result *r,
+	       char *err, size_t errlen);
+
+#endif /* FARMD_FARMD_H */
