@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,10 +413,15 @@ int unet_wait(struct unet_ep *ep, int timeout_ms)
 	 * of sleeping and being woken. Then arm and block, so that a cluster
 	 * of pollers on two cores still makes progress. */
 	uint64_t until = unet__now_ns() + 20000;
+	unsigned spins = 0;
 	do {
 		if (ep->nic->ops->pending(ep))
 			return 1;
 		__builtin_ia32_pause();
+		/* With more pollers than cores, the peer that must answer may be
+		 * runnable on our core: let it in now and then. */
+		if ((++spins & 63) == 0)
+			sched_yield();
 	} while (unet__now_ns() < until);
 	for (;;) {
 		int rc = ep->nic->ops->arm(ep);
