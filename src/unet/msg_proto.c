@@ -376,6 +376,7 @@ static void timers(struct unet_msg_ep *mep, struct msg_chan *mc)
 				 * the timeout only meant a busy receiver, pour more than
 				 * its credit into its buffers and cause real loss. */
 				resend_one(mep, mc);
+				mc->rto_at = now + mc->rto_ns; /* even if the NIC refused it */
 				mc->recover = mc->snd_max;
 				mc->recovering = true;
 				mc->dupacks = 0;
@@ -412,6 +413,8 @@ void msg_service(struct unet_msg_ep *mep, struct msg_chan *mc)
 /* About to block: nothing will carry the ack for a while, send it now. */
 void msg_ack_flush(struct unet_msg_ep *mep, struct msg_chan *mc)
 {
+	if (mc->state == MC_OPEN && mc->pong_due)
+		send_ack(mep, mc, MSG_F_PONG);
 	if (mc->state == MC_OPEN && (mc->ack_now || mc->rcv_nxt != mc->ack_sent))
 		send_ack(mep, mc, 0);
 }
