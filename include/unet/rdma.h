@@ -111,7 +111,9 @@ int unet_rdma_fadd(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t of
 
 /* Reap completions; also makes progress (serves peers' requests). */
 int unet_rdma_poll(struct unet_rdma *r, struct unet_rdma_comp *c, unsigned max);
-/* Serve peers' requests and move messages without reaping. */
+/* Serve peers' requests and move messages without reaping. Returns the
+ * messages dispatched (0 when idle: a caller may then block, e.g. in
+ * unet_msg_idle), or a negative code. */
 int unet_rdma_progress(struct unet_rdma *r);
 
 #ifdef __cplusplus

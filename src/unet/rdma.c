@@ -1141,7 +1141,7 @@ int unet_rdma_progress(struct unet_rdma *r)
 			r->quar_check_ns = now;
 		quarantine_reap(r, slow);
 	}
-	return n < 0 ? n : 0;
+	return n;
 }
 
 int unet_rdma_poll(struct unet_rdma *r, struct unet_rdma_comp *c, unsigned max)
