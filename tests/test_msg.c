@@ -487,6 +487,177 @@ static void test_garbage(void **state)
 	proc_unshare(sh, sizeof(*sh));
 }
 
+/* ---- one endpoint, several peers ----------------------------------------------- */
+
+#define HUB_SPOKES 2
+#define HUB_N 150
+
+struct hub_shared {
+	char hub[64], spoke[HUB_SPOKES][64];
+	uint32_t seed;
+	uint32_t got[HUB_SPOKES]; /* messages the hub took from each spoke */
+	uint32_t done[HUB_SPOKES], hub_done, bad;
+};
+
+struct hub_rx {
+	struct hub_shared *sh;
+	int chan_of[HUB_SPOKES];
+	uint8_t *scratch;
+};
+
+static void hub_stream(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+{
+	struct hub_rx *h = arg;
+	(void)mep;
+	for (int i = 0; i < HUB_SPOKES; i++) {
+		if ((unsigned)h->chan_of[i] != m->chan)
+			continue;
+		/* Spoke i's stream is stream 10+i: it must arrive on its own channel. */
+		if (mp_check(m->data, m->len, h->sh->seed, 10 + i, h->sh->got[i], 256u << 10,
+			     h->scratch))
+			h->sh->bad++;
+		proc_set_u32(&h->sh->got[i], h->sh->got[i] + 1);
+		return;
+	}
+	h->sh->bad++;
+}
+
+/* Reply with the request's bytes reversed, so each spoke can check its own. */
+static void hub_rev(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+{
+	struct hub_rx *h = arg;
+	uint8_t out[512];
+	for (uint32_t i = 0; i < m->len && i < sizeof(out); i++)
+		out[i] = ((const uint8_t *)m->data)[m->len - 1 - i];
+	if (m->len > sizeof(out) || unet_msg_reply(mep, m, out, m->len) != 0)
+		h->sh->bad++;
+}
+
+static int hub_main(void *arg)
+{
+	struct hub_shared *sh = arg;
+	struct unet_nic *nic;
+	struct unet_ep *ep;
+	struct unet_msg_ep *mep;
+	struct unet_ep_attr ea = {.seg_size = 4u << 20};
+	struct hub_rx h = {.sh = sh, .scratch = malloc(UNET_MSG_MAX)};
+
+	if (unet_nic_open("shm", &nic) || unet_ep_create(nic, sh->hub, &ea, &ep) ||
+	    unet_msg_create(ep, NULL, &mep))
+		return 1;
+	unet_msg_handle(mep, 1, hub_stream, &h);
+	unet_msg_handle(mep, 2, hub_rev, &h);
+	for (int i = 0; i < HUB_SPOKES; i++) {
+		h.chan_of[i] = unet_chan_open(ep, sh->spoke[i], 10000);
+		if (h.chan_of[i] < 0 || unet_msg_attach(mep, (unsigned)h.chan_of[i]) != 0)
+			return 2;
+	}
+	uint64_t end = proc_now_ms() + MP_TIMEOUT_MS;
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < HUB_SPOKES; i++)
+			all = all && proc_get_u32(&sh->done[i]) && sh->got[i] == HUB_N;
+		if (all || proc_now_ms() > end)
+			break;
+		if (unet_msg_poll(mep, 64) == 0)
+			unet_msg_idle(mep, 5);
+	}
+	proc_set_u32(&sh->hub_done, 1);
+	for (int k = 0; k < 200; k++) /* last acks */
+		unet_msg_poll(mep, 64);
+	unet_msg_destroy(mep);
+	unet_ep_destroy(ep);
+	unet_nic_close(nic);
+	free(h.scratch);
+	return 0;
+}
+
+static int spoke_idx;
+
+static int spoke_main(void *arg)
+{
+	struct hub_shared *sh = arg;
+	int me = spoke_idx;
+	struct unet_nic *nic;
+	struct unet_ep *ep;
+	struct unet_msg_ep *mep;
+	struct unet_ep_attr ea = {.seg_size = 4u << 20};
+	uint8_t *buf = malloc(256u << 10);
+	int ch;
+
+	if (unet_nic_open("shm", &nic) || unet_ep_create(nic, sh->spoke[me], &ea, &ep) ||
+	    unet_msg_create(ep, NULL, &mep))
+		return 1;
+	if ((ch = unet_chan_open(ep, sh->hub, 10000)) < 0 || unet_msg_attach(mep, (unsigned)ch))
+		return 2;
+	uint64_t end = proc_now_ms() + MP_TIMEOUT_MS;
+	for (uint32_t k = 0; k < HUB_N;) {
+		if (proc_now_ms() > end)
+			return 3;
+		uint32_t len = mp_len(sh->seed, 10 + me, k, 256u << 10);
+		mp_fill(buf, len, sh->seed, 10 + me, k);
+		int r = unet_msg_send(mep, (unsigned)ch, 1, buf, len);
+		if (r == -EAGAIN) {
+			unet_msg_poll(mep, 64);
+			continue;
+		}
+		if (r != 0)
+			return 4;
+		k++;
+		/* Every tenth message, a round trip through the same hub. */
+		if (k % 10 == 0) {
+			char q[64], a[64];
+			struct unet_msg_comp c;
+			int n = snprintf(q, sizeof(q), "spoke %d asks %u", me, k);
+			int64_t id = unet_msg_request(mep, (unsigned)ch, 2, q, (uint32_t)n, a, sizeof(a), NULL);
+			if (id <= 0 || unet_msg_wait(mep, id, 10000, &c) != 0 || c.status != 0 ||
+			    c.len != (uint32_t)n)
+				return 5;
+			for (int i = 0; i < n; i++)
+				if (a[i] != q[n - 1 - i])
+					return 6;
+		}
+	}
+	proc_set_u32(&sh->done[me], 1);
+	while (!proc_get_u32(&sh->hub_done) && proc_now_ms() < end)
+		if (unet_msg_poll(mep, 64) == 0)
+			unet_msg_idle(mep, 5);
+	unet_msg_destroy(mep);
+	unet_ep_destroy(ep);
+	unet_nic_close(nic);
+	free(buf);
+	return 0;
+}
+
+static void test_many_peers(void **state)
+{
+	struct hub_shared *sh = proc_shared(sizeof(*sh));
+	pid_t hub, spoke[HUB_SPOKES];
+
+	(void)state;
+	assert_non_null(sh);
+	sh->seed = seed_now();
+	proc_name(sh->hub, sizeof(sh->hub), "msg-hub");
+	for (int i = 0; i < HUB_SPOKES; i++)
+		proc_name(sh->spoke[i], sizeof(sh->spoke[i]), "msg-spoke");
+	print_message("seed %u\n", sh->seed);
+	hub = proc_fork(hub_main, sh);
+	for (int i = 0; i < HUB_SPOKES; i++) {
+		spoke_idx = i;
+		spoke[i] = proc_fork(spoke_main, sh);
+	}
+	int rc[HUB_SPOKES + 1];
+	for (int i = 0; i < HUB_SPOKES; i++)
+		rc[i] = proc_wait(spoke[i], MP_TIMEOUT_MS);
+	rc[HUB_SPOKES] = proc_wait(hub, MP_TIMEOUT_MS);
+	for (int i = 0; i <= HUB_SPOKES; i++)
+		assert_int_equal(rc[i], 0);
+	for (int i = 0; i < HUB_SPOKES; i++)
+		assert_int_equal(sh->got[i], HUB_N);
+	assert_int_equal(sh->bad, 0);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -495,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_reqrep),
+		cmocka_unit_test(test_many_peers),
 		cmocka_unit_test(test_slow_receiver),
 		cmocka_unit_test(test_dead_peer_killed),
 		cmocka_unit_test(test_dead_peer_stopped),
