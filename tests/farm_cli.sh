@@ -198,6 +198,19 @@ done
 if [ "$remote_reads" -gt 0 ]; then ok "$remote_reads reads were of objects whose primary is another node"
 else bad "no read crossed nodes"; fi
 
+echo "== --near keeps the region; --hex writes bytes"
+if [ -n "${ADDR[2]:-}" ] && run 0 "$FARM" alloc 64 --near "${ADDR[2]}" --node 1 --dir "$C"; then
+	b=$(cat "$T/out")
+	if [ "${b:0:10}" = "${ADDR[2]:0:10}" ] && [ "$b" != "${ADDR[2]}" ]; then ok "alloc --near ${ADDR[2]} -> $b (same region)"
+	else bad "alloc --near ${ADDR[2]} gave $b"; fi
+	if run 0 "$FARM" write "$b" --hex 00ff10 --node 3 --dir "$C" &&
+		run 0 "$FARM" read "$b" --len 3 --node 2 --dir "$C" && grep -q "hex=00ff10$" "$T/out"; then
+		ok "write --hex 00ff10, read back: $(cat "$T/out")"
+	else
+		bad "write --hex / read: $(cat "$T/out" "$T/err")"
+	fi
+fi
+
 echo "== bad addresses are runtime errors (exit 1), not crashes"
 run 1 "$FARM" read 0x0000fff000000040 --dir "$C" && ok "read of an unknown region: $(head -n1 "$T/err")"
 run 1 "$FARM" read 0x00000000fffffff0 --dir "$C" && ok "read outside the region: $(head -n1 "$T/err")"
@@ -242,6 +255,29 @@ if [ -e "/proc/$PID1" ] && ! grep -q '^[^)]*) Z' "/proc/$PID1/stat" 2>/dev/null;
 run 0 "$FARM" cluster down --dir "$C" && ok "cluster down again: nothing to do, exit 0"
 if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$C"/node-*.log; then
 	bad "a sanitizer complained in a node's log"
+fi
+
+echo "== cluster up with a node that fails: the others are stopped, its log is shown"
+REAL_FARMD="$(cd "$(dirname "$FARMD")" && pwd)/farmd"
+cat >"$T/faulty-farmd" <<FAULTY
+#!/usr/bin/env bash
+# node 2 fails at start; the others are the real farmd
+case " \$* " in *" --id 2 "*) echo "simulated start-up failure of node 2" >&2; exit 3;; esac
+exec "$REAL_FARMD" "\$@"
+FAULTY
+chmod +x "$T/faulty-farmd"
+if FARMD="$T/faulty-farmd" run 1 "$FARM" cluster up -n 3 --region-size 1M --dir "$T/c3" --timeout 5000; then
+	if grep -q "node 2.*failed to start" "$T/err" && grep -q "simulated start-up failure" "$T/err"; then
+		ok "failed start reported with the node's log tail"
+	else
+		bad "failed start not explained: $(cat "$T/err")"
+	fi
+	left=0
+	for f in "$T"/c3/node-*.pid; do
+		[ -e "$f" ] && p=$(cat "$f") && [ -e "/proc/$p" ] && ! grep -q ') Z' "/proc/$p/stat" && left=$((left + 1))
+	done
+	if [ "$left" -eq 0 ] && ! ls "$T"/c3/node-*.sock >/dev/null 2>&1; then ok "the other nodes were stopped, no socket left"
+	else bad "$left node(s) left running after a failed cluster up"; fi
 fi
 
 echo "== a node whose peers never come fails within its --timeout"
