@@ -109,6 +109,17 @@ if run 1 "$FARM" cluster status --dir "$T/nothing" && grep -q "no cluster" "$T/e
 	ok "status of no cluster: exit 1, says so"
 fi
 
+NOBODY=(env -u XDG_RUNTIME_DIR setpriv --reuid=nobody --regid=nogroup --clear-groups)
+# As root, also as an unprivileged user (when that user can reach the build).
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && "${NOBODY[@]}" test -x "$FARM"; then
+	if run 1 "${NOBODY[@]}" "$FARM" cluster up -n 3 --netns && grep -q "needs root" "$T/err"; then
+		ok "--netns as an unprivileged user: exit 1, $(head -n1 "$T/err")"
+	fi
+	if run 1 "${NOBODY[@]}" "$FARM" cluster status && grep -q "/tmp/farm-$(id -u nobody)/default" "$T/err"; then
+		ok "unprivileged default run dir: /tmp/farm-UID/default"
+	fi
+fi
+
 echo "== malformed config: farmd exits 2 naming the line"
 printf 'cluster = t\nnic = shm\nregion_size = 1M\nreplicas = lots\nmember = 1 a\n' >"$T/bad.conf"
 if run 2 "$FARMD" --config "$T/bad.conf" --id 1; then
