@@ -291,6 +291,34 @@ if FARMD="$T/faulty-farmd" run 1 "$FARM" cluster up -n 3 --region-size 1M --dir 
 	else bad "$left node(s) left running after a failed cluster up"; fi
 fi
 
+echo "== the admin protocol itself: errors as JSON, an over-long line survived, stop"
+if run 0 "$FARM" cluster up -n 1 --region-size 1M --dir "$T/c4"; then
+	if timeout 30 "$PY" - "$T/c4/node-1.sock" >"$T/out" 2>&1 <<'PYADMIN'; then
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+def call(line):
+    f.write(line + b"\n"); f.flush()
+    return json.loads(f.readline())
+r = call(b"frobnicate"); assert r["ok"] is False and r["code"] == -22 and "unknown command" in r["error"], r
+r = call(b"alloc"); assert not r["ok"] and "usage" in r["error"], r
+r = call(b"read 1 2 3 4 5 6 7 8 9"); assert not r["ok"] and "too many" in r["error"], r
+r = call(b"write 0x80 " + b"ab" * 200000); assert not r["ok"] and r["code"] == -7, r  # E2BIG
+r = call(b"status"); assert r["ok"] and r["node"] == 1, r  # the connection survived
+r = call(b"stop"); assert r["ok"] and r["stopping"], r
+print("admin protocol ok")
+PYADMIN
+		ok "$(cat "$T/out")"
+	else
+		bad "admin protocol: $(cat "$T/out")"
+	fi
+	for _ in $(seq 100); do [ -e "$T/c4/node-1.sock" ] || break; sleep 0.05; done
+	if [ ! -e "$T/c4/node-1.sock" ]; then ok "admin 'stop' stopped the node and removed its socket"
+	else bad "socket still there after admin stop"; fi
+fi
+
 echo "== a node whose peers never come fails within its --timeout"
 cat >"$T/lone.conf" <<EOF
 cluster = lone
