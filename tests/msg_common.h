@@ -659,4 +659,72 @@ static int mp_role_client(mp_ctx *c)
 	return rc;
 }
 
+/* ---- scenario: the peer dies or stops ------------------------------------------ */
+
+#define DEAD_REQS 4
+
+static void sink_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+{
+	mp_ctx *c = arg;
+	(void)mep;
+	(void)m;
+	proc_set_u32(&c->sh->count[c->side], proc_get_u32(&c->sh->count[c->side]) + 1);
+}
+
+/* Takes requests and never answers; the parent kills or stops it. */
+static int role_mute_server(mp_ctx *c)
+{
+	unet_msg_handle(c->mep, 5, sink_handler, c);
+	mp_pump(c, MP_TIMEOUT_MS);
+	return 0;
+}
+
+/* Issue requests, wait for the parent's signal (flag[0] = 1: peer killed
+ * or stopped), then expect every request to fail with flag[2]'s code
+ * within flag[3] ms. */
+static int role_doomed_client(mp_ctx *c)
+{
+	int64_t id[DEAD_REQS];
+	struct unet_msg_comp comp;
+	int want = -(int)c->sh->flag[2];
+
+	for (int i = 0; i < DEAD_REQS; i++) {
+		id[i] = unet_msg_request(c->mep, (unsigned)c->chan, 5, "ping", 4, NULL, 0, NULL);
+		if (id[i] <= 0)
+			return 80;
+	}
+	uint64_t end = proc_now_ms() + 20000;
+	while (!proc_get_u32(&c->sh->flag[0])) {
+		if (proc_now_ms() > end)
+			return 81;
+		if (unet_msg_poll(c->mep, 64) == 0)
+			unet_msg_idle(c->mep, 2);
+		if (unet_msg_poll_comp(c->mep, &comp, 1) != 0) {
+			mp_fail(c, "request completed (%d) before the peer died", comp.status);
+			return 82;
+		}
+	}
+	uint64_t t0 = proc_now_ms();
+	for (int i = 0; i < DEAD_REQS; i++) {
+		int r = unet_msg_wait(c->mep, id[i], 10000, &comp);
+		if (r != 0 || comp.status != want) {
+			mp_fail(c, "request %d: wait %d status %d, want %d", i, r, comp.status, want);
+			return 83;
+		}
+	}
+	uint64_t dt = proc_now_ms() - t0;
+	c->sh->stat[0][7] = dt;
+	if (dt > c->sh->flag[3]) {
+		mp_fail(c, "failure took %llu ms", (unsigned long long)dt);
+		return 84;
+	}
+	int r = unet_msg_send(c->mep, (unsigned)c->chan, 1, "x", 1);
+	if (r != -ECONNRESET) {
+		mp_fail(c, "send on a failed channel: %d", r);
+		return 85;
+	}
+	/* Re-attach is refused only while the U-Net channel is down. */
+	return 0;
+}
+
 #endif /* TESTS_MSG_COMMON_H */

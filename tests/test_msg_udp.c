@@ -78,6 +78,34 @@ static void test_udp_reqrep(void **state)
 	proc_unshare(sh, sizeof(*sh));
 }
 
+/* ---- a dead peer: no signal on udp, only silence ----------------------------------- */
+
+static void test_udp_dead_peer(void **state)
+{
+	struct mp_cfg cfg = udp_cfg(1);
+	struct mp_shared *sh = shared();
+	pid_t pid[2];
+
+	(void)state;
+	cfg.ma[0].dead_ms = 300;
+	cfg.role[0] = role_doomed_client;
+	cfg.role[1] = role_mute_server;
+	sh->flag[2] = ETIMEDOUT;
+	sh->flag[3] = 300 + 1500;
+	mp_run(&cfg, sh, pid);
+	if (proc_wait_u32(&sh->count[1], DEAD_REQS, 20000) < 0) {
+		proc_kill(pid[0]);
+		proc_kill(pid[1]);
+		fail_msg("server never got the requests");
+	}
+	proc_set_u32(&sh->flag[0], 1);
+	proc_kill(pid[1]);
+	int rc = proc_wait(pid[0], 30000);
+	print_message("failed after %llu ms\n", (unsigned long long)sh->stat[0][7]);
+	assert_int_equal(rc, 0);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 /* ---- a peer restarts on the same port ------------------------------------------ */
 
 static void echo_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
@@ -462,6 +490,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_udp_stream),
 		cmocka_unit_test(test_udp_reqrep),
+		cmocka_unit_test(test_udp_dead_peer),
 		cmocka_unit_test(test_udp_restart),
 		cmocka_unit_test(test_lossy_stream),
 		cmocka_unit_test(test_lossy_reqrep),
