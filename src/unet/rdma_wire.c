@@ -113,7 +113,7 @@ int unet__rdma_parse_rep(const void *buf, size_t len, struct unet__rdma_rep *r)
 	r->value = ld64(p + 16);
 	r->cookie = ld64(p + 24);
 	r->coff = ld64(p + 32);
-	r->data = NULL;
+	r->data = p + RDMA_REP_HDR;
 	if (r->op < UNET_RDMA_READ || r->op > UNET_RDMA_FADD || len - RDMA_REP_HDR != r->len)
 		return -EPROTO;
 	switch (r->status) {
@@ -130,7 +130,6 @@ int unet__rdma_parse_rep(const void *buf, size_t len, struct unet__rdma_rep *r)
 		return -EPROTO;
 	if (r->value && r->op <= UNET_RDMA_WRITE)
 		return -EPROTO;
-	r->data = p + RDMA_REP_HDR;
 	return 0;
 }
 
