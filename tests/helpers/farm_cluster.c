@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "helpers/netns.h"
 #include "helpers/proc.h"
 
 void fc_config(struct farm_config *cfg, int n, const char *tag, uint64_t region_size,
@@ -66,6 +67,13 @@ static int child_main(void *p)
 	uint64_t t0 = proc_now_ms();
 	int rc;
 
+	if (c->cfg->members[c->idx].netns[0] &&
+	    (rc = netns_enter(c->cfg->members[c->idx].netns)) < 0) {
+		snprintf(sh->err[c->idx], sizeof(sh->err[c->idx]), "entering netns %s: %s",
+			 c->cfg->members[c->idx].netns, strerror(-rc));
+		__atomic_add_fetch(&sh->done, 1, __ATOMIC_ACQ_REL);
+		return 101;
+	}
 	rc = farm_node_start_err(c->cfg, c->cfg->members[c->idx].id, c->start_ms, &f,
 				 sh->err[c->idx], sizeof(sh->err[c->idx]));
 	sh->start_ms[c->idx] = proc_now_ms() - t0;

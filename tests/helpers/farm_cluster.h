@@ -4,6 +4,8 @@
  * function, waits for its peers to finish theirs (serving them meanwhile:
  * a node that stops early would strand its peers' requests), then stops.
  *
+ * A member with a netns runs in that namespace (the child enters it before
+ * starting its node), so the same helper drives udp clusters across veths.
  * Children report through a MAP_SHARED page (struct fc_shared): a result
  * and a message per node, barriers, and slots to pass addresses around.
  * Every wait is bounded. Linked into every test program; no cmocka here.
