@@ -276,12 +276,67 @@ static void test_config_mismatch(void **state)
 	proc_unshare(s, sizeof(*s));
 }
 
+/* A member dies (no farm_node_stop: its process just ends) while the others
+ * run: reads of its regions, writes it must replicate, allocations in its
+ * regions all fail with a clear error within a few seconds; what does not
+ * involve it keeps working. */
+static int node_dies(struct farm *f, int idx, struct fc_shared *sh, void *arg)
+{
+	uint32_t rep[8];
+	uint8_t b[64] = {1};
+	farm_addr_t a;
+
+	(void)arg;
+	/* Node 3 allocates in a region it leads; nodes 1 and 2 in their own. */
+	FC_CHECK_RC(sh, idx, farm_alloc(f, 64, FARM_NULL, &a), 0);
+	farm_region_replicas(f, FARM_REGION(a), rep, 8);
+	FC_CHECK(sh, idx, rep[0] == farm_self(f));
+	sh->addr[idx] = a;
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, 3, 20000), 0);
+	if (idx == 2) {
+		__atomic_add_fetch(&sh->done, 1, __ATOMIC_ACQ_REL);
+		_exit(0); /* a crash, as far as the peers can tell */
+	}
+	/* The progress loop notices the hang-up (a node always runs it). */
+	fc_serve(f, 300, NULL);
+	uint64_t t0 = proc_now_ms();
+	int rc = farm_read(f, sh->addr[2], b, 64, NULL);
+	if (rc != -ECONNRESET && rc != -ETIMEDOUT)
+		FC_CHECK_RC(sh, idx, rc, -ECONNRESET);
+	rc = farm_alloc(f, 64, sh->addr[2], &a);
+	if (rc != -ECONNRESET && rc != -ETIMEDOUT)
+		FC_CHECK_RC(sh, idx, rc, -ECONNRESET);
+	/* Our own object has node 3 as a backup (3 replicas on 3 nodes). */
+	rc = farm_write(f, sh->addr[idx], b, 64);
+	if (rc != -ECONNRESET && rc != -ETIMEDOUT)
+		FC_CHECK_RC(sh, idx, rc, -ECONNRESET);
+	sh->count[idx][0] = proc_now_ms() - t0;
+	FC_CHECK(sh, idx, proc_now_ms() - t0 < 20000);
+	/* The write stayed at the primary; reads of it still work. */
+	FC_CHECK_RC(sh, idx, farm_read(f, sh->addr[idx], b, 64, NULL), 0);
+	FC_CHECK(sh, idx, b[0] == 1);
+	FC_CHECK_RC(sh, idx, farm_read(f, sh->addr[1 - idx], b, 64, NULL), 0);
+	return 0;
+}
+
+static void test_peer_dies(void **state)
+{
+	struct farm_config cfg;
+	struct fc_shared *sh = proc_shared(sizeof(*sh));
+
+	fc_config(&cfg, 3, "fdies", 1 << 20, 6, 3);
+	assert_int_equal(fc_run(&cfg, node_dies, NULL, sh, 10000, 40000), 0);
+	print_message("errors for the dead member's work after %llu / %llu ms\n",
+		      (unsigned long long)sh->count[0][0], (unsigned long long)sh->count[1][0]);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_duplicate_id),  cmocka_unit_test(test_unreachable),
-		cmocka_unit_test(test_config_mismatch),
+		cmocka_unit_test(test_config_mismatch), cmocka_unit_test(test_peer_dies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
