@@ -412,17 +412,17 @@ static void test_strerror(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nic_open),
-		cmocka_unit_test(test_create_destroy_no_leak),
-		cmocka_unit_test(test_bad_attrs),
-		cmocka_unit_test(test_bad_names),
-		cmocka_unit_test(test_name_other_process),
-		cmocka_unit_test(test_send_no_channel),
-		cmocka_unit_test(test_release_bogus),
-		cmocka_unit_test(test_open_nonexistent),
-		cmocka_unit_test(test_chan_to_self),
-		cmocka_unit_test(test_wait_timeout),
-		cmocka_unit_test(test_strerror),
+		cmocka_unit_test_teardown(test_nic_open, proc_teardown),
+		cmocka_unit_test_teardown(test_create_destroy_no_leak, proc_teardown),
+		cmocka_unit_test_teardown(test_bad_attrs, proc_teardown),
+		cmocka_unit_test_teardown(test_bad_names, proc_teardown),
+		cmocka_unit_test_teardown(test_name_other_process, proc_teardown),
+		cmocka_unit_test_teardown(test_send_no_channel, proc_teardown),
+		cmocka_unit_test_teardown(test_release_bogus, proc_teardown),
+		cmocka_unit_test_teardown(test_open_nonexistent, proc_teardown),
+		cmocka_unit_test_teardown(test_chan_to_self, proc_teardown),
+		cmocka_unit_test_teardown(test_wait_timeout, proc_teardown),
+		cmocka_unit_test_teardown(test_strerror, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

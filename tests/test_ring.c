@@ -537,15 +537,15 @@ static void test_stress_processes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_attach_bad),
-		cmocka_unit_test(test_empty_full),
-		cmocka_unit_test(test_batch_and_cancel),
-		cmocka_unit_test(test_wrap_small),
-		cmocka_unit_test(test_wrap_2_32),
-		cmocka_unit_test(test_full_across_2_32),
-		cmocka_unit_test(test_corrupt_peer_index),
-		cmocka_unit_test(test_stress_threads),
-		cmocka_unit_test(test_stress_processes),
+		cmocka_unit_test_teardown(test_attach_bad, proc_teardown),
+		cmocka_unit_test_teardown(test_empty_full, proc_teardown),
+		cmocka_unit_test_teardown(test_batch_and_cancel, proc_teardown),
+		cmocka_unit_test_teardown(test_wrap_small, proc_teardown),
+		cmocka_unit_test_teardown(test_wrap_2_32, proc_teardown),
+		cmocka_unit_test_teardown(test_full_across_2_32, proc_teardown),
+		cmocka_unit_test_teardown(test_corrupt_peer_index, proc_teardown),
+		cmocka_unit_test_teardown(test_stress_threads, proc_teardown),
+		cmocka_unit_test_teardown(test_stress_processes, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

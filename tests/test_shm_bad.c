@@ -537,12 +537,12 @@ static void test_queued_sends_on_closed_channel(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_descriptors),
-		cmocka_unit_test(test_full_send_queue),
-		cmocka_unit_test(test_full_receive_queue),
-		cmocka_unit_test(test_empty_free_queue),
-		cmocka_unit_test(test_release_errors),
-		cmocka_unit_test(test_queued_sends_on_closed_channel),
+		cmocka_unit_test_teardown(test_bad_descriptors, proc_teardown),
+		cmocka_unit_test_teardown(test_full_send_queue, proc_teardown),
+		cmocka_unit_test_teardown(test_full_receive_queue, proc_teardown),
+		cmocka_unit_test_teardown(test_empty_free_queue, proc_teardown),
+		cmocka_unit_test_teardown(test_release_errors, proc_teardown),
+		cmocka_unit_test_teardown(test_queued_sends_on_closed_channel, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,15 +521,15 @@ static void test_down_events_one_slot(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open_close_reopen),
-		cmocka_unit_test(test_simultaneous_open_smaller_first),
-		cmocka_unit_test(test_simultaneous_open_larger_first),
-		cmocka_unit_test(test_simultaneous_open_one_slot),
-		cmocka_unit_test(test_many_channels_one_pair),
-		cmocka_unit_test(test_open_after_timeout),
-		cmocka_unit_test(test_slots_exhausted),
-		cmocka_unit_test(test_peer_closes),
-		cmocka_unit_test(test_down_events_one_slot),
+		cmocka_unit_test_teardown(test_open_close_reopen, proc_teardown),
+		cmocka_unit_test_teardown(test_simultaneous_open_smaller_first, proc_teardown),
+		cmocka_unit_test_teardown(test_simultaneous_open_larger_first, proc_teardown),
+		cmocka_unit_test_teardown(test_simultaneous_open_one_slot, proc_teardown),
+		cmocka_unit_test_teardown(test_many_channels_one_pair, proc_teardown),
+		cmocka_unit_test_teardown(test_open_after_timeout, proc_teardown),
+		cmocka_unit_test_teardown(test_slots_exhausted, proc_teardown),
+		cmocka_unit_test_teardown(test_peer_closes, proc_teardown),
+		cmocka_unit_test_teardown(test_down_events_one_slot, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -496,9 +496,9 @@ static void test_edges_and_completions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_edges_and_completions),
-		cmocka_unit_test(test_three_senders_one_receiver),
-		cmocka_unit_test(test_two_process_stress),
+		cmocka_unit_test_teardown(test_edges_and_completions, proc_teardown),
+		cmocka_unit_test_teardown(test_three_senders_one_receiver, proc_teardown),
+		cmocka_unit_test_teardown(test_two_process_stress, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,18 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+/* Children not yet reaped, so a failed test can kill them by pid. */
+static pid_t kids[256];
+
+static void kid_track(pid_t pid, int add)
+{
+	for (unsigned i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+		if (kids[i] == (add ? 0 : pid)) {
+			kids[i] = add ? pid : 0;
+			return;
+		}
+}
+
 uint64_t proc_now_ms(void)
 {
 	struct timespec ts;
@@ -29,8 +41,12 @@ pid_t proc_fork(int (*fn)(void *), void *arg)
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		memset(kids, 0, sizeof(kids)); /* not ours to kill */
 		_exit(fn(arg));
+	}
+	if (pid > 0)
+		kid_track(pid, 1);
 	return pid;
 }
 
@@ -51,8 +67,10 @@ int proc_wait(pid_t pid, int timeout_ms)
 
 	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
+		if (r == pid) {
+			kid_track(pid, 0);
 			return decode(status);
+		}
 		if (r < 0)
 			return -errno;
 		if (proc_now_ms() >= deadline) {
@@ -76,6 +94,16 @@ void proc_kill(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	kid_track(pid, 0);
+}
+
+int proc_teardown(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+		if (kids[i] > 0)
+			proc_kill(kids[i]);
+	return 0;
 }
 
 void *proc_shared(size_t size)

@@ -24,6 +24,10 @@ int proc_wait(pid_t pid, int timeout_ms);
 /* SIGKILL one child by pid and reap it. */
 void proc_kill(pid_t pid);
 
+/* Kill and reap every child of proc_fork() not yet reaped (a failed
+ * assertion leaves them behind). Shaped as a cmocka teardown, returns 0. */
+int proc_teardown(void **state);
+
 /* Zeroed memory shared with children forked afterwards. */
 void *proc_shared(size_t size);
 void proc_unshare(void *p, size_t size);
