@@ -15,7 +15,8 @@
 
 /* X(function suffix, name on the command line, one-line description) */
 #define PERF_MODES(X)                                                                              \
-	X(compare, "compare", "shm NIC vs raw shared memory vs kernel UDP: latency, bandwidth")
+	X(compare, "compare", "shm NIC vs raw shared memory vs kernel UDP: latency, bandwidth")    \
+	X(compare_net, "compare-net", "xdp and udp NICs vs kernel UDP over a veth pair (root)")
 
 #define PERF_DECLARE(fn, name, help) int perf_mode_##fn(int argc, char **argv);
 PERF_MODES(PERF_DECLARE)
@@ -37,7 +38,8 @@ static void usage(FILE *f)
 		   "\nModes:\n");
 	for (size_t i = 0; i < NMODES; i++)
 		fprintf(f, "  %-12s %s\n", modes[i].name, modes[i].help);
-	fprintf(f, "\nExit codes: 0 done, 1 a measurement failed, 2 bad usage.\n");
+	fprintf(f, "\nExit codes: 0 done, 1 a measurement failed, 2 bad usage, 77 the mode\n"
+		   "cannot run here (e.g. compare-net without root).\n");
 }
 
 int main(int argc, char **argv)
