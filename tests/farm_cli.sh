@@ -255,9 +255,11 @@ if run 1 "$FARM" cluster status --dir "$C" --json && json 'assert not d["ok"]; a
 	ok "status after the loss: exit 1, node 3 dead"
 fi
 
-echo "== cluster down"
-if run 0 "$FARM" cluster down --dir "$C" --json && json 'assert d["ok"] and len(d["stopped"]) == 2, d'; then
-	ok "cluster down stopped the 2 remaining nodes"
+echo "== cluster down (node 2 frozen with SIGSTOP: SIGKILL after --timeout)"
+kill -STOP "$(cat "$C/node-2.pid")"
+if run 0 "$FARM" cluster down --dir "$C" --timeout 1000 --json &&
+	json 'assert d["ok"] and len(d["stopped"]) == 2 and d["killed"] == 1, d'; then
+	ok "cluster down stopped the 2 remaining nodes, SIGKILLed the frozen one"
 fi
 for i in 1 2 3; do
 	[ -e "$C/node-$i.sock" ] && bad "node $i socket left behind"
