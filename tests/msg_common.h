@@ -15,7 +15,7 @@
  * regenerates the whole message and compares every byte, so a lost,
  * duplicated, reordered or torn message fails the test.
  *
- * Header-only (static functions) because the two test programs share it
+ * Header-only (static inline functions) because the test programs share it
  * and tests/helpers/ is linked into every test of the project.
  */
 #ifndef TESTS_MSG_COMMON_H
@@ -78,8 +78,8 @@ struct mp_ctx_s {
 };
 typedef struct mp_ctx_s mp_ctx;
 
-static void mp_fail(const mp_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mp_fail(const mp_ctx *c, const char *fmt, ...)
+static inline void mp_fail(const mp_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void mp_fail(const mp_ctx *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -104,7 +104,7 @@ static inline uint64_t mp_mix(uint64_t x)
 
 /* Length of message k of stream s: log-uniform over 0..UNET_MSG_MAX, with
  * the edges (0, inline limits, exactly UNET_MSG_MAX) well represented. */
-static uint32_t mp_len(uint32_t seed, int s, uint32_t k, uint32_t max)
+static inline uint32_t mp_len(uint32_t seed, int s, uint32_t k, uint32_t max)
 {
 	uint64_t r = mp_mix(((uint64_t)seed << 32) ^ ((uint64_t)s << 28) ^ k);
 	uint32_t len;
@@ -127,7 +127,7 @@ static uint32_t mp_len(uint32_t seed, int s, uint32_t k, uint32_t max)
 	return len > max ? max : len;
 }
 
-static uint32_t mp_sum(const uint8_t *p, uint32_t n)
+static inline uint32_t mp_sum(const uint8_t *p, uint32_t n)
 {
 	uint32_t h = 2166136261u;
 
@@ -136,19 +136,19 @@ static uint32_t mp_sum(const uint8_t *p, uint32_t n)
 	return h;
 }
 
-static void mp_put32(uint8_t *p, uint32_t v)
+static inline void mp_put32(uint8_t *p, uint32_t v)
 {
 	memcpy(p, &v, 4);
 }
 
-static uint32_t mp_get32(const uint8_t *p)
+static inline uint32_t mp_get32(const uint8_t *p)
 {
 	uint32_t v;
 	memcpy(&v, p, 4);
 	return v;
 }
 
-static void mp_fill(uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k)
+static inline void mp_fill(uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k)
 {
 	uint64_t x = mp_mix(((uint64_t)seed << 32) ^ ((uint64_t)s << 30) ^ k ^ 0x5bd1e995u);
 
@@ -166,7 +166,7 @@ static void mp_fill(uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k)
 
 /* 0 when p[0..len) is exactly message k of stream s. `scratch` holds
  * UNET_MSG_MAX bytes. */
-static int mp_check(const uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k,
+static inline int mp_check(const uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k,
 		    uint32_t max, uint8_t *scratch)
 {
 	uint32_t want = mp_len(seed, s, k, max);
@@ -182,7 +182,7 @@ static int mp_check(const uint8_t *p, uint32_t len, uint32_t seed, int s, uint32
 
 /* ---- process pair ----------------------------------------------------------- */
 
-static int mp_open(mp_ctx *c)
+static inline int mp_open(mp_ctx *c)
 {
 	const struct mp_cfg *cfg = c->cfg;
 	int s = c->side, o = 1 - s, rc;
@@ -238,7 +238,7 @@ static int mp_open(mp_ctx *c)
 	return 0;
 }
 
-static void mp_close(mp_ctx *c)
+static inline void mp_close(mp_ctx *c)
 {
 	struct unet_msg_stats st;
 
@@ -262,7 +262,7 @@ static void mp_close(mp_ctx *c)
 		unet_nic_close(c->nic);
 }
 
-static int mp_child(void *arg)
+static inline int mp_child(void *arg)
 {
 	mp_ctx *c = arg;
 	int rc = mp_open(c);
@@ -274,7 +274,7 @@ static int mp_child(void *arg)
 }
 
 /* Poll for up to `ms`, blocking when idle. */
-static void mp_pump(mp_ctx *c, int ms)
+static inline void mp_pump(mp_ctx *c, int ms)
 {
 	uint64_t end = proc_now_ms() + (uint64_t)ms;
 
@@ -286,7 +286,7 @@ static void mp_pump(mp_ctx *c, int ms)
 
 /* Keep serving until both sides say they are done (the peer may still need
  * our acks or replies), or the deadline. */
-static int mp_linger(mp_ctx *c)
+static inline int mp_linger(mp_ctx *c)
 {
 	uint64_t end = proc_now_ms() + MP_TIMEOUT_MS;
 
@@ -305,7 +305,7 @@ static int mp_linger(mp_ctx *c)
 
 /* Run both roles; 0 when both exit 0. `sh` is the caller's shared page
  * (NULL: a fresh one) so it can read counters afterwards. */
-static int mp_run(const struct mp_cfg *cfg, struct mp_shared *sh, pid_t *pids_out)
+static inline int mp_run(const struct mp_cfg *cfg, struct mp_shared *sh, pid_t *pids_out)
 {
 	static mp_ctx ctx[2];
 	pid_t pid[2];
@@ -351,7 +351,7 @@ struct mp_rx {
 	uint8_t *scratch;
 };
 
-static void mp_stream_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+static inline void mp_stream_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
 {
 	struct mp_rx *rx = arg;
 	int r;
@@ -377,7 +377,7 @@ static void mp_stream_handler(struct unet_msg_ep *mep, const struct unet_msg *m,
 }
 
 /* Send all our messages while receiving all of the peer's, both checked. */
-static int mp_role_stream(mp_ctx *c)
+static inline int mp_role_stream(mp_ctx *c)
 {
 	const struct mp_stream *p = c->cfg->arg;
 	struct mp_rx rx = {.c = c, .seed = c->cfg->seed, .max = p->max};
@@ -450,7 +450,7 @@ struct mp_srv {
 	uint32_t npend;
 };
 
-static int mp_reply(struct mp_srv *s, const struct mp_pend *p)
+static inline int mp_reply(struct mp_srv *s, const struct mp_pend *p)
 {
 	struct unet_msg m = {.chan = p->chan, .req_id = p->req_id};
 
@@ -458,7 +458,7 @@ static int mp_reply(struct mp_srv *s, const struct mp_pend *p)
 	return unet_msg_reply(s->c->mep, &m, s->out, p->want);
 }
 
-static void mp_srv_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+static inline void mp_srv_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
 {
 	struct mp_srv *s = arg;
 	struct mp_pend p;
@@ -492,7 +492,7 @@ static void mp_srv_handler(struct unet_msg_ep *mep, const struct unet_msg *m, vo
 	}
 }
 
-static int mp_role_server(mp_ctx *c)
+static inline int mp_role_server(mp_ctx *c)
 {
 	struct mp_srv s = {.c = c, .seed = c->cfg->seed};
 	int rc = 0;
@@ -543,7 +543,7 @@ struct mp_out {
 };
 
 /* Pipelined requests with content checks, reaped by poll_comp and wait. */
-static int mp_role_client(mp_ctx *c)
+static inline int mp_role_client(mp_ctx *c)
 {
 	const struct mp_rr *p = c->cfg->arg;
 	uint32_t seed = c->cfg->seed, issued = 0, done = 0, inflight = 0;
@@ -663,7 +663,7 @@ static int mp_role_client(mp_ctx *c)
 
 #define DEAD_REQS 4
 
-static void sink_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
+static inline void sink_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
 {
 	mp_ctx *c = arg;
 	(void)mep;
@@ -672,7 +672,7 @@ static void sink_handler(struct unet_msg_ep *mep, const struct unet_msg *m, void
 }
 
 /* Takes requests and never answers; the parent kills or stops it. */
-static int role_mute_server(mp_ctx *c)
+static inline int role_mute_server(mp_ctx *c)
 {
 	unet_msg_handle(c->mep, 5, sink_handler, c);
 	mp_pump(c, MP_TIMEOUT_MS);
@@ -682,7 +682,7 @@ static int role_mute_server(mp_ctx *c)
 /* Issue requests, wait for the parent's signal (flag[0] = 1: peer killed
  * or stopped), then expect every request to fail with flag[2]'s code
  * within flag[3] ms. */
-static int role_doomed_client(mp_ctx *c)
+static inline int role_doomed_client(mp_ctx *c)
 {
 	int64_t id[DEAD_REQS];
 	struct unet_msg_comp comp;

@@ -409,7 +409,10 @@ static int send_common(struct unet_msg_ep *mep, unsigned chan, uint8_t type, uin
 	rc = chan_for_send(mep, chan, &mc);
 	if (rc < 0)
 		return rc;
-	mep->now = unet__now_ns();
+	/* The clock matters when outstanding data starts (dead_ms counts from
+	 * it); in a stream the last poll's time is close enough for timers. */
+	if (mc->snd_una == mc->snd_end)
+		mep->now = unet__now_ns();
 	rc = msg_stage(mep, mc, type, flags, tag, a, alen, b, blen);
 	if (rc < 0)
 		return rc;
