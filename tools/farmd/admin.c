@@ -6,8 +6,8 @@
  * thread that drives the node; so nothing here may block. admin_poll() is
  * one poll(2) with a zero timeout over the signalfd, the listening socket
  * and the clients, called by the progress loop about once a millisecond and
- * after every idle wait: the node never stalls for the CLI, and the CLI
- * waits at most one idle period for an answer. Replies that do not fit the
+ * after every idle wait that timed out: the node never stalls for the CLI,
+ * and the CLI waits at most a few milliseconds for an answer. Replies that do not fit the
  * socket buffer wait in the client's output buffer for POLLOUT.
  */
 #include <errno.h>

@@ -12,7 +12,8 @@
  *  4. the admin socket, only now, so that its existence means "ready";
  *  5. the progress loop: farm_poll while there is work, farm_idle (short)
  *     when there is none, and the admin socket and the signalfd looked at
- *     about once a millisecond and after every idle wait, never blocking.
+ *     about once a millisecond and after every idle wait that timed out,
+ *     never blocking.
  * SIGTERM/SIGINT (through the signalfd) or the admin `stop` end the loop;
  * the node stops and the socket and pid file are removed.
  */
@@ -166,8 +167,10 @@ static void run(struct farmd *d)
 
 		if (n < 0 && errors++ < 10)
 			farmd_log(FARMD_WARN, "progress: %s", farm_strerror(n));
-		if (n <= 0) {
-			farm_idle(d->f, IDLE_MS);
+		/* Idle: sleep in farm_idle. It returns early when a peer needs us;
+		 * then the admin socket waits for its millisecond like when busy
+		 * (a served read on udp/xdp must not pay a poll(2) each time). */
+		if (n <= 0 && farm_idle(d->f, IDLE_MS) <= 0) {
 			admin_poll(d);
 			last = farmd_now_ns();
 			continue;
