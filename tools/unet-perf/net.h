@@ -76,6 +76,7 @@ struct net_report {
 	uint64_t tx_sent;      /* streaming: messages the sender handed over, all runs */
 	uint64_t rx_in_window; /* ... and those the receiver counted in its windows */
 	uint64_t rx_dropped;   /* receiver's drop counters after the runs */
+	uint64_t rx_reordered, rx_duplicated; /* see struct net_seqs */
 };
 extern struct net_report net_report[NR_MAX];
 
@@ -85,6 +86,7 @@ struct net_shared {
 	uint64_t tx_sent;
 	uint64_t rx_in_window;
 	uint64_t rx_dropped;
+	uint64_t rx_reordered, rx_duplicated;
 };
 struct net_shared *net_shared_map(void); /* NULL on failure */
 /* Copy into net_report[which] and unmap. */
@@ -122,6 +124,35 @@ static inline void net_window_add(struct net_window *w, uint64_t now, uint64_t n
 /* Nothing arrived at `now`: 1 when the run is over, 0 to go on, or
  * -ETIMEDOUT when nothing came at all for PERF_STALL_MS. */
 int net_window_idle(struct net_window *w, uint64_t now);
+
+/*
+ * What the receiver of a stream checks in each message's sequence number.
+ * UDP promises no order, and flat-out streaming over veth does deliver an
+ * occasional message a few places late (seen with the xdp NIC), so order
+ * is counted, not enforced; a number seen twice within the last NET_SEQS
+ * is a duplicate, which no path here should produce. Both go into the
+ * report.
+ */
+#define NET_SEQS (1u << 16)
+struct net_seqs {
+	uint64_t *seen; /* NET_SEQS slots, by seq modulo NET_SEQS */
+	uint64_t last;	/* highest seen */
+	uint64_t reordered, duplicated;
+};
+int net_seqs_init(struct net_seqs *s); /* 0 or -ENOMEM */
+void net_seqs_free(struct net_seqs *s);
+static inline void net_seqs_note(struct net_seqs *s, uint64_t seq)
+{
+	uint64_t *slot = &s->seen[seq & (NET_SEQS - 1)];
+
+	if (*slot == seq)
+		s->duplicated++;
+	else if (seq < s->last)
+		s->reordered++;
+	*slot = seq;
+	if (seq > s->last)
+		s->last = seq;
+}
 
 /* ---- the paths (net_unet.c, net_kudp.c) ---------------------------------- */
 

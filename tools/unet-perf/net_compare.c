@@ -198,10 +198,12 @@ static void print_text(const struct run *R)
 				printf("  %-16s FAILED: %s\n", pps_paths[i]->title, R->pps[i].err);
 			else
 				printf("  %-16s %7.3f Mpps   sent %llu, received in windows %llu, "
-				       "receiver drops %llu\n",
+				       "receiver drops %llu, late %llu, twice %llu\n",
 				       pps_paths[i]->title, v / 1e6, (unsigned long long)nr->tx_sent,
 				       (unsigned long long)nr->rx_in_window,
-				       (unsigned long long)nr->rx_dropped);
+				       (unsigned long long)nr->rx_dropped,
+				       (unsigned long long)nr->rx_reordered,
+				       (unsigned long long)nr->rx_duplicated);
 		}
 	}
 
@@ -317,6 +319,8 @@ static void print_json(FILE *f, const struct run *R)
 		perf_json_int(&j, "sent", (int64_t)nr->tx_sent);
 		perf_json_int(&j, "received_in_windows", (int64_t)nr->rx_in_window);
 		perf_json_int(&j, "receiver_drops", (int64_t)nr->rx_dropped);
+		perf_json_int(&j, "reordered", (int64_t)nr->rx_reordered);
+		perf_json_int(&j, "duplicated", (int64_t)nr->rx_duplicated);
 		perf_json_int(&j, "runs", PERF_STREAM_REPS);
 		perf_json_close(&j);
 	}

@@ -43,7 +43,8 @@ struct kudp_ctx {
 	struct net_shared *sh;
 	int fd;
 	uint8_t *buf; /* BATCH x NET_MAX_MSG + 1: the mmsg paths use them all */
-	uint64_t seq, last_seen;
+	uint64_t seq;
+	struct net_seqs rx; /* stream receiver only */
 };
 
 static int kudp_setup(struct kudp_ctx *c, int which, bool busy)
@@ -89,6 +90,7 @@ static void kudp_detach(void *vc, int side)
 	c->fd = -1;
 	free(c->buf);
 	c->buf = NULL;
+	net_seqs_free(&c->rx);
 }
 
 static int kudp_attach(void *vc, int side)
@@ -267,6 +269,8 @@ static int mmsg_stream_rx(void *vc, size_t size, uint64_t count, struct perf_str
 
 	if (size + 1 > each)
 		return -EMSGSIZE;
+	if (!c->rx.seen && net_seqs_init(&c->rx) < 0)
+		return -ENOMEM;
 	memset(mh, 0, sizeof(mh));
 	for (unsigned k = 0; k < RX_BATCH; k++) {
 		iov[k].iov_base = c->buf + (size_t)k * each;
@@ -296,9 +300,9 @@ static int mmsg_stream_rx(void *vc, size_t size, uint64_t count, struct perf_str
 		for (int k = 0; k < n; k++) {
 			uint64_t head;
 			memcpy(&head, iov[k].iov_base, sizeof(head));
-			if (mh[k].msg_len != size || head <= c->last_seen)
-				return -EBADMSG;
-			c->last_seen = head;
+			if (mh[k].msg_len != size || head == 0 || head > c->rx.last + (1ull << 32))
+				return -EBADMSG; /* not what the sender wrote */
+			net_seqs_note(&c->rx, head);
 		}
 		net_window_add(&w, perf_now_ns(), (uint64_t)n);
 	}
@@ -307,6 +311,8 @@ static int mmsg_stream_rx(void *vc, size_t size, uint64_t count, struct perf_str
 	res->received = w.counted;
 	res->last_ns = w.last_ns;
 	c->sh->rx_in_window += w.counted;
+	c->sh->rx_reordered = c->rx.reordered;
+	c->sh->rx_duplicated = c->rx.duplicated;
 	return 0;
 }
 

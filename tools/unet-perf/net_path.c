@@ -4,6 +4,7 @@
  * the fixed-window receive count of one-way streaming (see net.h).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -37,6 +38,8 @@ void net_shared_done(struct net_shared *sh, int which)
 	r->tx_sent = sh->tx_sent;
 	r->rx_in_window = sh->rx_in_window;
 	r->rx_dropped = sh->rx_dropped;
+	r->rx_reordered = sh->rx_reordered;
+	r->rx_duplicated = sh->rx_duplicated;
 	r->valid = true;
 	munmap(sh, sizeof(*sh));
 }
@@ -55,4 +58,18 @@ int net_window_idle(struct net_window *w, uint64_t now)
 	/* The sender goes on NET_TAIL_MS past our window; what it sends then
 	 * is drained, not counted, and the run ends once the wire is quiet. */
 	return now > w->t_end && now - w->quiet_since > (uint64_t)NET_QUIET_MS * 1000000ull;
+}
+
+int net_seqs_init(struct net_seqs *s)
+{
+	memset(s, 0, sizeof(*s));
+	/* Seq 0 is never sent, so zeroed slots match nothing. */
+	s->seen = calloc(NET_SEQS, sizeof(*s->seen));
+	return s->seen ? 0 : -ENOMEM;
+}
+
+void net_seqs_free(struct net_seqs *s)
+{
+	free(s->seen);
+	s->seen = NULL;
 }

@@ -44,7 +44,8 @@ struct ep_ctx {
 	unsigned ch;
 	uint8_t *seg;
 	uint32_t outstanding; /* segment sends not yet completed */
-	uint64_t seq, last_seen;
+	uint64_t seq;
+	struct net_seqs rx; /* stream receiver only */
 	uint8_t small[UNET_INLINE_MAX];
 };
 
@@ -87,6 +88,7 @@ static void ep_detach(void *vc, int side)
 		unet_ep_destroy(c->ep);
 	}
 	c->ep = NULL;
+	net_seqs_free(&c->rx);
 	if (c->nic)
 		unet_nic_close(c->nic);
 	c->nic = NULL;
@@ -333,6 +335,8 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 	uint32_t idle = 0;
 	int rc = 0;
 
+	if (!c->rx.seen && net_seqs_init(&c->rx) < 0)
+		return -ENOMEM;
 	net_window_begin(&w);
 	for (;;) {
 		int n = unet_recv(c->ep, d, RX_BATCH);
@@ -358,9 +362,9 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 			if (d[k].flags & UNET_DF_CHAN_DOWN)
 				return -ECONNRESET;
 			memcpy(&head, payload(c, &d[k]), sizeof(head));
-			if (d[k].len != size || head <= c->last_seen)
-				return -EBADMSG;
-			c->last_seen = head;
+			if (d[k].len != size || head == 0 || head > c->rx.last + (1ull << 32))
+				return -EBADMSG; /* not what the sender wrote */
+			net_seqs_note(&c->rx, head);
 		}
 		rc = unet_release(c->ep, d, (unsigned)n);
 		if (rc < 0)
@@ -372,6 +376,8 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 	res->received = w.counted;
 	res->last_ns = w.last_ns;
 	c->sh->rx_in_window += w.counted;
+	c->sh->rx_reordered = c->rx.reordered;
+	c->sh->rx_duplicated = c->rx.duplicated;
 	return 0;
 }
 
