@@ -147,8 +147,75 @@ struct farm_stats {
 	uint64_t reads_local, reads_remote, read_retries;
 	uint64_t writes, allocs, frees;
 	uint64_t msgs_in, msgs_out, stale_refused;
+	uint64_t tx_committed, tx_aborted, tx_ro_committed;
 };
 void farm_get_stats(const struct farm *f, struct farm_stats *st);
+
+/* ---- transactions (FaRM SOSP'15 section 4) ------------------------------
+ *
+ * Strictly serializable, optimistic. Reads are one-sided during execution
+ * and their versions recorded; writes are buffered in the transaction.
+ * farm_tx_commit runs FaRM's protocol:
+ *   LOCK           lock records to the primary of every written object; the
+ *                  primary CASes each header's lock bit, checking the
+ *                  version is still the one the transaction read
+ *   VALIDATE       one-sided re-read of the read set's header versions
+ *   COMMIT-BACKUP  log records with the new values to every backup of every
+ *                  written region; wait for all to acknowledge
+ *   COMMIT-PRIMARY primaries install the values, bump versions, unlock
+ *   TRUNCATE       lazily, piggybacked on later messages: backups apply
+ *                  the records to their replicas and free the log space
+ * Log space at every participant is reserved before LOCK starts (no
+ * transaction can run out of log mid-commit). A transaction with no writes
+ * only validates (and with a single read, not even that).
+ *
+ * A transaction belongs to the thread that drives its node and must end in
+ * exactly one farm_tx_commit or farm_tx_abort. Transactions come from a
+ * pool preallocated at node start: no allocation per transaction. */
+
+#define FARM_TX_MAX_READS 256
+#define FARM_TX_MAX_WRITES 64
+#define FARM_TX_MAX_BYTES (256u << 10) /* buffered write bytes */
+
+enum farm_abort_reason {
+	FARM_ABORT_NONE = 0,
+	FARM_ABORT_LOCKED,      /* a written object was locked by another tx */
+	FARM_ABORT_CHANGED,     /* a written object changed since it was read */
+	FARM_ABORT_VALIDATE,    /* a read object changed or is locked */
+	FARM_ABORT_READ,        /* a read found the object locked/torn too long */
+	FARM_ABORT_LOG_FULL,    /* no log space at a participant (back-pressure) */
+	FARM_ABORT_FAILURE,     /* a participant failed or the configuration changed */
+	FARM_ABORT_USER,        /* farm_tx_abort */
+};
+
+struct farm_tx;
+
+struct farm_tx_result {
+	enum farm_abort_reason reason; /* FARM_ABORT_NONE when committed */
+	uint64_t commit_ns;            /* time spent in farm_tx_commit */
+};
+
+/* Begin a transaction. -EBUSY when the pool is empty. */
+int farm_tx_begin(struct farm *f, struct farm_tx **tx);
+/* Consistent read of (a prefix of) an object: from the write set if this tx
+ * wrote it, else a one-sided read whose version joins the read set. An
+ * object read twice must show the same version, else -EAGAIN (the tx will
+ * abort). -EINVAL for a freed object, -EFBIG past its end. */
+int farm_tx_read(struct farm_tx *tx, farm_addr_t a, void *buf, uint32_t len);
+/* Buffer a write of `len` bytes at the start of the object (len <= size;
+ * -EFBIG past its end; -ENOSPC when the write set is full). */
+int farm_tx_write(struct farm_tx *tx, farm_addr_t a, const void *buf, uint32_t len);
+/* Allocate inside the transaction: the object exists (zeroed) for this
+ * tx at once and for everyone once the tx commits; freed again on abort. */
+int farm_tx_alloc(struct farm_tx *tx, uint32_t size, farm_addr_t near, farm_addr_t *out);
+/* Free when the transaction commits. */
+int farm_tx_free(struct farm_tx *tx, farm_addr_t a);
+/* Commit. 0 when committed; -EAGAIN when aborted (res->reason says why;
+ * retrying may succeed); another negative code for misuse (-EINVAL: the
+ * tx was already ended). The tx is finished either way. */
+int farm_tx_commit(struct farm_tx *tx, struct farm_tx_result *res);
+void farm_tx_abort(struct farm_tx *tx);
+const char *farm_abort_str(enum farm_abort_reason r);
 
 const char *farm_strerror(int err);
 
