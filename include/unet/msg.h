@@ -11,10 +11,12 @@
  *   - the sender keeps at most `window` fragments unacknowledged (credit
  *     flow control: the window never exceeds what the receiver can buffer,
  *     so a slow receiver makes the sender wait, it never loses messages);
- *   - unacknowledged fragments are retransmitted after a timeout that backs
- *     off (go-back-N), duplicates are dropped and re-acked; on lossy NICs
- *     (udp, xdp) fragments that overtake a lost one are kept and three
- *     duplicate acks resend just the missing fragment;
+ *   - lost fragments are retransmitted, on a timeout that backs off or
+ *     after three duplicate acks; duplicates are dropped and re-acked. On
+ *     lossy NICs (udp, xdp) fragments that overtake a lost one are kept and
+ *     only the missing one is resent; on shm (FIFO, lossless by credit) a
+ *     timeout first probes, and the sender goes back only on proof of loss
+ *     (docs/msg.md);
  *   - a channel with data or requests outstanding that makes no progress
  *     for `dead_ms` fails, and its outstanding requests complete with
  *     -ETIMEDOUT (an idle channel never times out: a peer may attach late);
@@ -140,17 +142,20 @@ int unet_msg_reply(struct unet_msg_ep *mep, const struct unet_msg *m, const void
  * keeps a copy of what it needs and retries after the poll returns. */
 int unet_msg_poll(struct unet_msg_ep *mep, unsigned budget);
 
-/* Reap request completions. */
+/* Reap request completions, oldest first. Returns the count. */
 int unet_msg_poll_comp(struct unet_msg_ep *mep, struct unet_msg_comp *c, unsigned max);
 
 /* Poll until request `req_id` completes or `timeout_ms` passes, blocking
- * (unet_wait) when idle. Fills *c; returns 0, or -ETIMEDOUT. Other
+ * (unet_wait) when idle. Fills *c; returns 0, or -ETIMEDOUT (the request
+ * stays outstanding), or -EINVAL for an id that is not outstanding. Other
  * requests' completions that arrive meanwhile stay queued. */
 int unet_msg_wait(struct unet_msg_ep *mep, int64_t req_id, int timeout_ms,
 		  struct unet_msg_comp *c);
 
 /* Block until something arrives or timeout_ms passes (spins, then sleeps
- * on the endpoint's fd, bounded by the next retransmit deadline). */
+ * on the endpoint's fd, bounded by the next retransmit deadline). Sends
+ * owed acks first. Returns 1 when there is work for unet_msg_poll, 0 on
+ * timeout. */
 int unet_msg_idle(struct unet_msg_ep *mep, int timeout_ms);
 
 void unet_msg_get_stats(const struct unet_msg_ep *mep, struct unet_msg_stats *st);
