@@ -40,25 +40,26 @@
 #define EXIT_CANNOT_RUN	 77
 
 static const struct perf_path *const lat_paths[] = {
-    &net_path_xdp,
-    &net_path_udp_nic,
-    &net_path_udp_blocking,
+    &net_path_xdp, &net_path_xdp_generic, &net_path_udp_nic, &net_path_udp_blocking,
     &net_path_udp_busy,
 };
-enum { L_XDP, L_UDP_NIC, L_BLOCKING, L_BUSY, NLAT };
+enum { L_XDP, L_XDPG, L_UDP_NIC, L_BLOCKING, L_BUSY, NLAT };
 
 static const struct perf_path *const pps_paths[] = {
     &net_path_pps_xdp,
+    &net_path_pps_xdp_generic,
     &net_path_pps_udp_nic,
     &net_path_pps_kernel,
 };
-enum { P_XDP, P_UDP_NIC, P_KERNEL, NPPS };
-static const int pps_report[NPPS] = {NR_PPS_XDP, NR_PPS_UDP_NIC, NR_PPS_KERNEL};
+enum { P_XDP, P_XDPG, P_UDP_NIC, P_KERNEL, NPPS };
+static const int pps_report[NPPS] = {NR_PPS_XDP, NR_PPS_XDP_GENERIC, NR_PPS_UDP_NIC,
+				     NR_PPS_KERNEL};
 
-/* --paths keys: the four latency paths, then kernel_mmsg (rate only). */
-static const char *const path_keys[] = {"xdp", "udp_nic", "udp_blocking", "udp_busy",
-					"kernel_mmsg"};
-enum { K_XDP, K_UDP_NIC, K_BLOCKING, K_BUSY, K_MMSG, NKEYS };
+/* --paths keys: the five latency paths (same order), then kernel_mmsg
+ * (rate only). */
+static const char *const path_keys[] = {"xdp",		"xdp_generic", "udp_nic",
+					"udp_blocking", "udp_busy",    "kernel_mmsg"};
+enum { K_XDP, K_XDPG, K_UDP_NIC, K_BLOCKING, K_BUSY, K_MMSG, NKEYS };
 
 struct run {
 	struct perf_opts o;
@@ -111,13 +112,17 @@ static void info_field(const char *info, const char *key, char *out, size_t len)
 	}
 }
 
-static const char *xdp_info(int side)
+/* An xdp path's unet_ep_info line for `side`: from its latency run, or its
+ * rate run when only that ran. */
+static const char *xdp_info(bool generic, int side)
 {
-	/* The latency run's endpoints; the rate run's when only that ran. */
-	if (net_report[NR_XDP].valid && net_report[NR_XDP].info[side][0])
-		return net_report[NR_XDP].info[side];
-	if (net_report[NR_PPS_XDP].valid && net_report[NR_PPS_XDP].info[side][0])
-		return net_report[NR_PPS_XDP].info[side];
+	const struct net_report *a = &net_report[generic ? NR_XDP_GENERIC : NR_XDP];
+	const struct net_report *b = &net_report[generic ? NR_PPS_XDP_GENERIC : NR_PPS_XDP];
+
+	if (a->valid && a->info[side][0])
+		return a->info[side];
+	if (b->valid && b->info[side][0])
+		return b->info[side];
 	return "";
 }
 
@@ -157,29 +162,61 @@ static const char *verdict(double v, double bar, bool at_most)
 	return (at_most ? v <= bar : v >= bar) ? "met" : "MISSED";
 }
 
+/* The three ratios the bars are about, for one xdp path. */
+struct ratios {
+	double busy, blocking, pps;
+};
+
+static struct ratios ratios_of(const struct run *R, bool generic)
+{
+	double x = median_at(&R->lat[generic ? L_XDPG : L_XDP], 8);
+	struct ratios q = {
+	    .busy = x / median_at(&R->lat[L_BUSY], 8),
+	    .blocking = x / median_at(&R->lat[L_BLOCKING], 8),
+	    .pps = pps_of(R, generic ? P_XDPG : P_XDP) / pps_of(R, P_KERNEL),
+	};
+	return q;
+}
+
 /* ---- output ---------------------------------------------------------------- */
+
+static void print_xdp_mode(const char *title, bool generic)
+{
+	char mode[16], bind[16];
+
+	info_field(xdp_info(generic, 0), "mode", mode, sizeof(mode));
+	info_field(xdp_info(generic, 0), "bind", bind, sizeof(bind));
+	if (!mode[0])
+		return;
+	printf("%-16s mode=%s bind=%s%s\n", title, mode, bind,
+	       !strcmp(bind, "copy") ? " (veth has no zero-copy)" : "");
+	printf("  initiator: %s\n  responder: %s\n", xdp_info(generic, 0), xdp_info(generic, 1));
+}
+
+static void print_bar(const char *what, double a, double b, double bar, bool at_most)
+{
+	char ca[32], cb[32];
+
+	snprintf(ca, sizeof(ca), "%.2fx %s", a, verdict(a, bar, at_most));
+	snprintf(cb, sizeof(cb), "%.2fx %s", b, verdict(b, bar, at_most));
+	printf("  %-32s %s %.1fx   %-20s %s\n", what, at_most ? "<=" : ">=", bar, ca, cb);
+}
 
 static void print_text(const struct run *R)
 {
 	const struct perf_opts *o = &R->o;
 	const struct net_ns *n = &net_cfg.ns;
-	double x = median_at(&R->lat[L_XDP], 8), u = median_at(&R->lat[L_UDP_NIC], 8);
-	double bl = median_at(&R->lat[L_BLOCKING], 8), bu = median_at(&R->lat[L_BUSY], 8);
-	double px = pps_of(R, P_XDP), pk = pps_of(R, P_KERNEL);
-	char mode[16], bind[16], why[160];
+	struct ratios a = ratios_of(R, false), g = ratios_of(R, true);
+	char why[160];
 
 	printf("unet-perf compare-net: %s (%s, %s) <-> %s (%s, %s), one veth pair\n", n->dev[0],
 	       n->ns[0], n->ip[0], n->dev[1], n->ns[1], n->ip[1]);
 	printf("CPUs %d (initiator) and %d (responder), clock %s, load average %s before, %s "
 	       "after (%d CPUs)\n",
 	       o->cpus[0], o->cpus[1], perf_clock_name(), R->load_before, R->load_after, R->ncpus);
-	info_field(xdp_info(0), "mode", mode, sizeof(mode));
-	info_field(xdp_info(0), "bind", bind, sizeof(bind));
-	if (mode[0]) {
-		printf("XDP measured: mode=%s bind=%s (%s)\n", mode, bind,
-		       !strcmp(bind, "copy") ? "copy mode: veth has no zero-copy" : "zero-copy");
-		printf("  initiator: %s\n  responder: %s\n", xdp_info(0), xdp_info(1));
-	}
+	printf("XDP measured:\n");
+	print_xdp_mode("  xdp NIC", false);
+	print_xdp_mode("  xdp NIC generic", true);
 	printf("\nPing-pong round trip in ns: median / p99 / p99.9 (%u round trips after %u "
 	       "warm-up)\n",
 	       o->iters, o->warmup);
@@ -207,16 +244,19 @@ static void print_text(const struct run *R)
 		}
 	}
 
-	printf("\nSummary, 8-byte round trip medians: xdp %.0f ns, udp NIC %.0f ns, udp blocking "
-	       "%.0f ns, udp busy-poll %.0f ns\n",
-	       x, u, bl, bu);
-	printf("  xdp / udp busy-poll      %7.2fx   bar <= %.1fx: %s\n", x / bu, BAR_XDP_BUSY,
-	       verdict(x / bu, BAR_XDP_BUSY, true));
-	printf("  xdp / udp blocking       %7.2fx   bar <= %.1fx: %s\n", x / bl, BAR_XDP_BLOCKING,
-	       verdict(x / bl, BAR_XDP_BLOCKING, true));
-	printf("  udp NIC / udp busy-poll  %7.2fx\n", u / bu);
-	printf("  xdp / kernel 64 B rate   %7.2fx   bar >= %.0fx: %s\n", px / pk, BAR_PPS,
-	       o->no_stream ? "not measured" : verdict(px / pk, BAR_PPS, false));
+	printf("\nSummary, 8-byte round trip medians in ns:");
+	for (int i = 0; i < NLAT; i++)
+		printf(" %s %.0f%s", lat_paths[i]->key, median_at(&R->lat[i], 8),
+		       i + 1 < NLAT ? "," : "\n");
+	printf("  %-32s %-7s   %-20s %s\n", "bars (issue 3)", "", "xdp NIC", "xdp NIC generic");
+	print_bar("xdp RTT / udp busy-poll RTT", a.busy, g.busy, BAR_XDP_BUSY, true);
+	print_bar("xdp RTT / udp blocking RTT", a.blocking, g.blocking, BAR_XDP_BLOCKING, true);
+	if (o->no_stream)
+		printf("  %-32s    not measured (--no-stream)\n", "xdp 64 B rate / kernel mmsg");
+	else
+		print_bar("xdp 64 B rate / kernel mmsg", a.pps, g.pps, BAR_PPS, false);
+	printf("  udp NIC / udp busy-poll RTT: %.2fx\n",
+	       median_at(&R->lat[L_UDP_NIC], 8) / median_at(&R->lat[L_BUSY], 8));
 	for (int i = 0; i < NLAT; i++)
 		if (R->lat[i].rc < 0)
 			printf("  %s FAILED: %s\n", R->lat[i].path->title, R->lat[i].err);
@@ -242,14 +282,33 @@ static void bar_json(struct perf_json *j, const char *key, double v, double bar,
 		perf_json_bool(j, key, at_most ? v <= bar : v >= bar);
 }
 
+static void xdp_json(struct perf_json *j, const char *key, bool generic)
+{
+	char mode[16], bind[16];
+
+	perf_json_obj(j, key);
+	info_field(xdp_info(generic, 0), "mode", mode, sizeof(mode));
+	info_field(xdp_info(generic, 0), "bind", bind, sizeof(bind));
+	if (mode[0]) {
+		perf_json_str(j, "mode", mode);
+		perf_json_str(j, "bind", bind);
+	} else {
+		perf_json_null(j, "mode");
+		perf_json_null(j, "bind");
+	}
+	perf_json_arr(j, "info");
+	perf_json_str(j, NULL, xdp_info(generic, 0));
+	perf_json_str(j, NULL, xdp_info(generic, 1));
+	perf_json_close(j);
+	perf_json_close(j);
+}
+
 static void print_json(FILE *f, const struct run *R)
 {
 	const struct perf_opts *o = &R->o;
 	const struct net_ns *n = &net_cfg.ns;
-	double x = median_at(&R->lat[L_XDP], 8);
-	double bl = median_at(&R->lat[L_BLOCKING], 8), bu = median_at(&R->lat[L_BUSY], 8);
-	double px = pps_of(R, P_XDP), pk = pps_of(R, P_KERNEL);
-	char mode[16], bind[16], why[160];
+	struct ratios a = ratios_of(R, false), g = ratios_of(R, true);
+	char why[160];
 	struct perf_json j;
 
 	perf_json_begin(&j, f);
@@ -280,36 +339,25 @@ static void print_json(FILE *f, const struct run *R)
 		perf_json_close(&j);
 	}
 	perf_json_close(&j);
-
-	perf_json_obj(&j, "xdp");
-	info_field(xdp_info(0), "mode", mode, sizeof(mode));
-	info_field(xdp_info(0), "bind", bind, sizeof(bind));
-	if (mode[0]) {
-		perf_json_str(&j, "mode", mode);
-		perf_json_str(&j, "bind", bind);
-	} else {
-		perf_json_null(&j, "mode");
-		perf_json_null(&j, "bind");
-	}
-	perf_json_arr(&j, "info");
-	perf_json_str(&j, NULL, xdp_info(0));
-	perf_json_str(&j, NULL, xdp_info(1));
-	perf_json_close(&j);
-	perf_json_close(&j);
+	xdp_json(&j, "xdp", false);
+	xdp_json(&j, "xdp_generic", true);
 
 	perf_json_obj(&j, "median_rtt_ns_8b");
 	for (int i = 0; i < NLAT; i++)
 		perf_json_num(&j, lat_paths[i]->key, median_at(&R->lat[i], 8));
 	perf_json_close(&j);
-	perf_json_num(&j, "ratio_xdp_udp_busy", x / bu);
-	perf_json_num(&j, "ratio_xdp_udp_blocking", x / bl);
+	perf_json_num(&j, "ratio_xdp_udp_busy", a.busy);
+	perf_json_num(&j, "ratio_xdp_udp_blocking", a.blocking);
+	perf_json_num(&j, "ratio_xdp_generic_udp_busy", g.busy);
+	perf_json_num(&j, "ratio_xdp_generic_udp_blocking", g.blocking);
 
 	perf_json_num(&j, "window_ms", net_cfg.window_ms);
 	perf_json_obj(&j, "pps_64b");
 	for (int i = 0; i < NPPS; i++)
 		perf_json_num(&j, pps_paths[i]->key, pps_of(R, i));
 	perf_json_close(&j);
-	perf_json_num(&j, "ratio_pps_xdp_kernel", px / pk);
+	perf_json_num(&j, "ratio_pps_xdp_kernel", a.pps);
+	perf_json_num(&j, "ratio_pps_xdp_generic_kernel", g.pps);
 	perf_json_obj(&j, "pps_detail");
 	for (int i = 0; i < NPPS; i++) {
 		const struct net_report *nr = &net_report[pps_report[i]];
@@ -327,9 +375,12 @@ static void print_json(FILE *f, const struct run *R)
 	perf_json_close(&j);
 
 	perf_json_obj(&j, "bars");
-	bar_json(&j, "xdp_rtt_le_0.6x_udp_busy", x / bu, BAR_XDP_BUSY, true);
-	bar_json(&j, "xdp_rtt_le_0.2x_udp_blocking", x / bl, BAR_XDP_BLOCKING, true);
-	bar_json(&j, "xdp_pps_ge_2x_kernel", px / pk, BAR_PPS, false);
+	bar_json(&j, "xdp_rtt_le_0.6x_udp_busy", a.busy, BAR_XDP_BUSY, true);
+	bar_json(&j, "xdp_rtt_le_0.2x_udp_blocking", a.blocking, BAR_XDP_BLOCKING, true);
+	bar_json(&j, "xdp_pps_ge_2x_kernel", a.pps, BAR_PPS, false);
+	bar_json(&j, "xdp_generic_rtt_le_0.6x_udp_busy", g.busy, BAR_XDP_BUSY, true);
+	bar_json(&j, "xdp_generic_rtt_le_0.2x_udp_blocking", g.blocking, BAR_XDP_BLOCKING, true);
+	bar_json(&j, "xdp_generic_pps_ge_2x_kernel", g.pps, BAR_PPS, false);
 	perf_json_close(&j);
 
 	perf_json_obj(&j, "preempted");
@@ -369,14 +420,22 @@ static void print_json(FILE *f, const struct run *R)
 
 /* ---- the measuring child --------------------------------------------------- */
 
+/* With --xdp-mode generic the xdp path is already the generic one. */
+static bool generic_twice(int key)
+{
+	return key == K_XDPG && !strcmp(net_cfg.xdp_mode, "generic");
+}
+
 static bool lat_wanted(const struct run *R, int i)
 {
-	return R->want[i]; /* L_* and K_* agree for the first four */
+	return R->want[i] && !generic_twice(i); /* L_* and K_* agree for the first five */
 }
 
 static bool pps_wanted(const struct run *R, int i)
 {
-	return R->want[i == P_XDP ? K_XDP : i == P_UDP_NIC ? K_UDP_NIC : K_MMSG];
+	static const int key[NPPS] = {K_XDP, K_XDPG, K_UDP_NIC, K_MMSG};
+
+	return R->want[key[i]] && !generic_twice(key[i]);
 }
 
 static int measure(struct run *R)
@@ -533,11 +592,13 @@ static int parse_keys(struct run *R, const char *val, bool nic_only)
 		return -1;
 	strcpy(buf, val);
 	if (nic_only)
-		R->want[K_XDP] = R->want[K_UDP_NIC] = false;
+		R->want[K_XDP] = R->want[K_XDPG] = R->want[K_UDP_NIC] = false;
 	else
 		memset(R->want, 0, sizeof(R->want));
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		int k = -1;
+		if (nic_only && !strcmp(t, "xdp"))
+			R->want[K_XDPG] = true; /* both XDP modes */
 		if (nic_only)
 			k = !strcmp(t, "xdp") ? K_XDP : !strcmp(t, "udp") ? K_UDP_NIC : -1;
 		else
@@ -581,11 +642,11 @@ static int net_opt(void *arg, int opt, const char *val)
 			val);
 		return -1;
 	case O_RX_BUFS:
-		if (parse_uint(val, 64, 8192, &v) == 0) {
+		if (parse_uint(val, 64, 32768, &v) == 0) {
 			net_cfg.xdp_rx_bufs = v;
 			return 0;
 		}
-		fprintf(stderr, "unet-perf compare-net: --xdp-rx-bufs wants 64..8192, not '%s'\n",
+		fprintf(stderr, "unet-perf compare-net: --xdp-rx-bufs wants 64..32768, not '%s'\n",
 			val);
 		return -1;
 	case O_XDP_MODE:
@@ -601,8 +662,8 @@ static int net_opt(void *arg, int opt, const char *val)
 		if (parse_keys(R, val, false) == 0)
 			return 0;
 		fprintf(stderr,
-			"unet-perf compare-net: --paths wants a comma list of xdp, udp_nic, "
-			"udp_blocking, udp_busy, kernel_mmsg, not '%s'\n",
+			"unet-perf compare-net: --paths wants a comma list of xdp, xdp_generic, "
+			"udp_nic, udp_blocking, udp_busy, kernel_mmsg, not '%s'\n",
 			val);
 		return -1;
 	case O_NIC:
@@ -618,10 +679,13 @@ static int net_opt(void *arg, int opt, const char *val)
 static const char net_help[] =
     "  --nic LIST         U-Net NICs to measure: xdp, udp or xdp,udp (default both;\n"
     "                     the kernel socket baselines always run)\n"
-    "  --paths LIST       run only these of xdp,udp_nic,udp_blocking,udp_busy,\n"
-    "                     kernel_mmsg (the others show as not run)\n"
-    "  --xdp-mode M       auto (native where the driver has it), native or generic\n"
-    "  --xdp-rx-bufs N    receive frames of each xdp endpoint (default 2048)\n"
+    "  --paths LIST       run only these of xdp, xdp_generic, udp_nic, udp_blocking,\n"
+    "                     udp_busy, kernel_mmsg (the others show as not run)\n"
+    "  --xdp-mode M       the xdp path's XDP mode: auto (native where the driver has\n"
+    "                     it: veth does), native or generic. The xdp_generic path\n"
+    "                     always runs generic mode (skipped when M is generic)\n"
+    "  --xdp-rx-bufs N    receive frames of each xdp endpoint (default 8192: a\n"
+    "                     receiver descheduled for a few ms must not drop)\n"
     "  --window-ms N      receiver's counting window of one rate run (default 200)\n"
     "\n"
     "Default sizes here: 8,64,256,1K,1400 (at most 1472: one datagram in the veth's\n"
@@ -674,7 +738,7 @@ int perf_mode_compare_net(int argc, char **argv)
 	for (int i = 0; i < NKEYS; i++)
 		R.want[i] = true;
 	net_cfg.window_ms = 200;
-	net_cfg.xdp_rx_bufs = 2048;
+	net_cfg.xdp_rx_bufs = 8192;
 	snprintf(net_cfg.xdp_mode, sizeof(net_cfg.xdp_mode), "auto");
 	rc = perf_parse_opts(
 	    "compare-net",

@@ -34,8 +34,8 @@
 #define RX_BATCH  64u
 
 struct ep_ctx {
-	int which; /* NR_* */
-	bool xdp;
+	int which;	  /* NR_* */
+	const char *mode; /* xdp: "auto", "native" or "generic"; NULL: the udp NIC */
 	uint16_t port;
 	struct net_shared *sh;
 	int side;
@@ -49,10 +49,10 @@ struct ep_ctx {
 	uint8_t small[UNET_INLINE_MAX];
 };
 
-static int ep_setup(struct ep_ctx *c, int which, bool xdp)
+static int ep_setup(struct ep_ctx *c, int which, const char *mode)
 {
 	c->which = which;
-	c->xdp = xdp;
+	c->mode = mode;
 	c->port = (uint16_t)(PORT_BASE + which);
 	c->sh = net_shared_map();
 	return c->sh ? 0 : -ENOMEM;
@@ -60,19 +60,27 @@ static int ep_setup(struct ep_ctx *c, int which, bool xdp)
 
 static int setup_xdp(void *vc, const struct perf_opts *o, size_t max)
 {
-	return ep_setup(vc, NR_XDP, true);
+	return ep_setup(vc, NR_XDP, net_cfg.xdp_mode);
+}
+static int setup_xdp_generic(void *vc, const struct perf_opts *o, size_t max)
+{
+	return ep_setup(vc, NR_XDP_GENERIC, "generic");
 }
 static int setup_udp_nic(void *vc, const struct perf_opts *o, size_t max)
 {
-	return ep_setup(vc, NR_UDP_NIC, false);
+	return ep_setup(vc, NR_UDP_NIC, NULL);
 }
 static int setup_pps_xdp(void *vc, const struct perf_opts *o, size_t max)
 {
-	return ep_setup(vc, NR_PPS_XDP, true);
+	return ep_setup(vc, NR_PPS_XDP, net_cfg.xdp_mode);
+}
+static int setup_pps_xdp_generic(void *vc, const struct perf_opts *o, size_t max)
+{
+	return ep_setup(vc, NR_PPS_XDP_GENERIC, "generic");
 }
 static int setup_pps_udp_nic(void *vc, const struct perf_opts *o, size_t max)
 {
-	return ep_setup(vc, NR_PPS_UDP_NIC, false);
+	return ep_setup(vc, NR_PPS_UDP_NIC, NULL);
 }
 
 static void ep_detach(void *vc, int side)
@@ -106,9 +114,8 @@ static int ep_attach(void *vc, int side)
 	rc = net_side_enter(side);
 	if (rc < 0)
 		return rc;
-	if (c->xdp)
-		snprintf(uri, sizeof(uri), "xdp:%s?mode=%s", net_cfg.ns.dev[side],
-			 net_cfg.xdp_mode);
+	if (c->mode)
+		snprintf(uri, sizeof(uri), "xdp:%s?mode=%s", net_cfg.ns.dev[side], c->mode);
 	else
 		snprintf(uri, sizeof(uri), "udp:%s", net_cfg.ns.ip[side]);
 	rc = unet_nic_open(uri, &c->nic);
@@ -116,7 +123,7 @@ static int ep_attach(void *vc, int side)
 		return rc;
 	attr.seg_size = (size_t)NSRC * SLOT;
 	attr.sq_depth = 512;
-	if (c->xdp) {
+	if (c->mode) {
 		/* A receiver that is to keep up with a flat-out sender needs
 		 * frames on its fill ring while it is busy with a batch. */
 		attr.rx_bufs = net_cfg.xdp_rx_bufs;
@@ -400,15 +407,23 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 
 const struct perf_path net_path_xdp =
     EP_PATH("xdp", "xdp NIC", setup_xdp, false,
-	    "U-Net endpoints on the xdp NIC (AF_XDP) at both ends of the veth, inline <= 48 B, "
-	    "segment above, busy-polled unet_recv");
+	    "U-Net endpoints on the xdp NIC (AF_XDP, --xdp-mode, auto by default) at both ends "
+	    "of the veth, inline <= 48 B, segment above, busy-polled unet_recv");
+const struct perf_path net_path_xdp_generic =
+    EP_PATH("xdp_generic", "xdp NIC generic", setup_xdp_generic, false,
+	    "the same with the XDP program in generic (skb) mode");
 const struct perf_path net_path_udp_nic =
     EP_PATH("udp_nic", "udp NIC", setup_udp_nic, false,
 	    "U-Net endpoints on the udp NIC (kernel UDP sockets, sendmmsg/recvmmsg) at both "
 	    "ends, busy-polled unet_recv");
 const struct perf_path net_path_pps_xdp =
     EP_PATH("xdp", "xdp NIC", setup_pps_xdp, true,
-	    "xdp NIC endpoints: batches of 32 unet_send, receiver counts in a fixed window");
+	    "xdp NIC endpoints (--xdp-mode): batches of 32 unet_send, receiver counts in a fixed "
+	    "window");
+const struct perf_path net_path_pps_xdp_generic =
+    EP_PATH("xdp_generic", "xdp NIC generic", setup_pps_xdp_generic, true,
+	    "xdp NIC endpoints in generic XDP mode: batches of 32 unet_send, receiver counts in a "
+	    "fixed window");
 const struct perf_path net_path_pps_udp_nic =
     EP_PATH("udp_nic", "udp NIC", setup_pps_udp_nic, true,
 	    "udp NIC endpoints: batches of 32 unet_send, receiver counts in a fixed window");
