@@ -177,6 +177,12 @@ static void test_create_reports_port(void **state)
 	unet_ep_destroy(ep);
 	unet_nic_close(nic);
 
+	/* An address that is not this host's: refused when binding, not later. */
+	assert_int_equal(unet_nic_open("udp:192.0.2.1", &nic), 0);
+	assert_int_equal(unet_ep_create(nic, "0", NULL, &bad), -EADDRNOTAVAIL);
+	assert_null(bad);
+	unet_nic_close(nic);
+
 	const char *uris[] = {"udp:1.2.3", "udp:localhost", "udp:127.0.0.1:5", "udp:256.0.0.1"};
 	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
 		assert_int_equal(unet_nic_open(uris[i], &nic), -EINVAL);
