@@ -64,4 +64,23 @@ farm cluster down
 trap - EXIT
 rm -rf "$FARM_DEMO_DIR"
 
+step "U-Net on the wire: unet-perf compare-net (xdp and udp NICs vs kernel UDP over veth)"
+if [ "$(id -u)" -eq 0 ]; then
+	cat <<'TXT'
+Two network namespaces joined by one veth pair (created now, removed at the
+end), one process in each, pinned to two different CPUs. Over that same wire:
+  xdp NIC          U-Net endpoints on AF_XDP (mode as the NIC picks it: native
+                   on veth), no system call on receive, one sendto kick per send
+  xdp NIC generic  the same with the XDP program in generic mode
+  udp NIC          U-Net endpoints on kernel UDP sockets (sendmmsg/recvmmsg)
+  udp blocking     plain kernel UDP sockets, recv() sleeps
+  udp busy-poll    the same, recv(MSG_DONTWAIT) in a loop
+then the one-way 64-byte packet rate, counted by the receiver. About 15 s.
+TXT
+	"$BUILD/unet-perf" compare-net --iters 10000
+else
+	echo "skipped: compare-net needs root (it creates network namespaces, a veth pair"
+	echo "and XDP programs); run 'sudo make demo' to see it"
+fi
+
 step "demo done (numbers on a shared, noisy machine vary from run to run; see BENCHMARKS.md)"
