@@ -13,8 +13,9 @@
  *     so a slow receiver makes the sender wait, it never loses messages);
  *   - lost fragments are retransmitted, on a timeout that backs off or
  *     after three duplicate acks; duplicates are dropped and re-acked. On
- *     lossy NICs (udp, xdp) fragments that overtake a lost one are kept and
- *     only the missing one is resent; on shm (FIFO, lossless by credit) a
+ *     lossy NICs (udp, xdp) fragments that overtake a lost one are kept
+ *     (and selectively acked) and only missing ones are resent; on shm
+ *     (FIFO, lossless by credit) a
  *     timeout first probes, and the sender goes back only on proof of loss
  *     (docs/msg.md);
  *   - a channel with data or requests outstanding that makes no progress

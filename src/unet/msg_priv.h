@@ -65,6 +65,7 @@ struct msg_chan {
 	uint16_t *sinfl; /* unreaped U-Net sends per slot */
 	uint32_t snd_tail, snd_una, snd_nxt, snd_max, snd_end;
 	uint32_t dupacks, recover;
+	uint32_t sack_hi; /* holes below this were resent on selective-ack evidence */
 	uint64_t rto_ns, rto_at; /* rto_at 0: timer off */
 	uint64_t progress_at;    /* last ack progress (or start of outstanding data) */
 	uint64_t syn_ns, syn_at;

@@ -19,12 +19,14 @@
  *     processed, and an ack short of the PING's seq proves a loss.
  *   udp, xdp (loss, duplication, reordering): the receiver keeps fragments
  *     that arrive ahead of a hole (copied out of the receive buffer, so
- *     they cost no credit); three duplicate acks or a timeout make the
- *     sender resend just the oldest unacked fragment, and the next one on
- *     each partial ack, as TCP NewReno does. One lost or reordered datagram
- *     costs one retransmission, not a window. Measured with 5% loss, 5%
- *     duplication, 25% reordering: 35x fewer retransmissions and 15x faster
- *     than plain go-back-N, which also collapsed on a busy xdp receiver.
+ *     they cost no credit) and says which in a 32-bit selective-ack bitmap
+ *     on its standalone acks. The sender resends a fragment the peer lacks
+ *     while holding three later ones (once per loss episode), the oldest
+ *     unacked one after three duplicate acks, on each partial ack, or on a
+ *     timeout -- never a whole window. Measured with 5% loss, 5%
+ *     duplication, 25% reordering (tests/test_msg_udp.c): 7x fewer
+ *     retransmissions and 3x faster than plain go-back-N, which also
+ *     collapsed on a busy xdp receiver (its window dumps overflowed it).
  *
  * Handshake (both sides send the same SYN: epoch, echo of the peer's epoch
  * or 0, credit, largest fragment accepted; NEED asks for an answer):
@@ -164,12 +166,11 @@ static void fill_desc(struct msg_chan *mc, uint32_t seq, struct unet_desc *d)
 
 /* Fast retransmit of the oldest unacked fragment alone (lossy NICs): the
  * peer keeps what arrived after the hole, so filling it is enough. */
-static void resend_one(struct unet_msg_ep *mep, struct msg_chan *mc)
+static void resend_seq(struct unet_msg_ep *mep, struct msg_chan *mc, uint32_t seq)
 {
-	uint32_t seq = mc->snd_una;
 	struct unet_desc *d = &mep->tx[0];
 
-	if (seq == mc->snd_nxt)
+	if (!seq_lt(seq, mc->snd_nxt) || seq_lt(seq, mc->snd_una))
 		return;
 	fill_desc(mc, seq, d);
 	if (unet_send(mep->ep, d, 1) != 1)
@@ -181,6 +182,49 @@ static void resend_one(struct unet_msg_ep *mep, struct msg_chan *mc)
 	}
 	mc->ack_sent = mc->rcv_nxt;
 	mc->rto_at = mep->now + mc->rto_ns;
+}
+
+static void resend_one(struct unet_msg_ep *mep, struct msg_chan *mc)
+{
+	resend_seq(mep, mc, mc->snd_una);
+}
+
+/* Resend snd_una and remember it, so selective acks do not resend it too. */
+static void resend_mark(struct unet_msg_ep *mep, struct msg_chan *mc)
+{
+	resend_one(mep, mc);
+	if (seq_lt(mc->sack_hi, mc->snd_una + 1))
+		mc->sack_hi = mc->snd_una + 1;
+}
+
+/* Selective ack from a lossy peer: a fragment it lacks while it holds at
+ * least three later ones is taken as lost (TCP's duplicate-ack threshold,
+ * so that mere reordering rarely costs a resend) and resent once; holes
+ * below sack_hi were already resent and wait for the timer. */
+static void sack_input(struct unet_msg_ep *mep, struct msg_chan *mc, uint32_t ack, uint32_t bits)
+{
+	uint32_t above = 0;
+	int top = 31;
+
+	if (ack != mc->snd_una || !bits)
+		return;
+	if (seq_lt(mc->sack_hi, mc->snd_una))
+		mc->sack_hi = mc->snd_una;
+	/* Walk down from the highest held fragment, counting held ones. */
+	while (top >= 0 && !(bits >> top & 1))
+		top--;
+	uint32_t hi = ack + 1 + (uint32_t)top; /* highest held */
+	for (int i = top; i >= -1; i--) {
+		uint32_t seq = ack + 1 + (uint32_t)i; /* i == -1: snd_una itself */
+		if (i >= 0 && (bits >> i & 1)) {
+			above++;
+			continue;
+		}
+		if (above >= 3 && !seq_lt(seq, mc->sack_hi))
+			resend_seq(mep, mc, seq);
+	}
+	if (seq_lt(mc->sack_hi, hi))
+		mc->sack_hi = hi;
 }
 
 /* Send what the window allows, piggybacking the current ack. */
@@ -245,13 +289,33 @@ static int send_ctl(struct unet_msg_ep *mep, struct msg_chan *mc, const uint8_t 
 	return rc;
 }
 
+/* Which of the 32 fragments after rcv_nxt+0 we hold (ooo_keep). */
+static uint32_t sack_bits(const struct msg_chan *mc)
+{
+	uint32_t bits = 0;
+
+	for (uint32_t i = 0; i < 32 && i + 1 < mc->nooo; i++) {
+		uint32_t seq = mc->rcv_nxt + 1 + i, k = seq & (mc->nooo - 1);
+		if (mc->ooo_has[k] && mc->ooo_f[k].seq == seq)
+			bits |= 1u << i;
+	}
+	return bits;
+}
+
 static void send_ack(struct unet_msg_ep *mep, struct msg_chan *mc, uint8_t flags)
 {
-	uint8_t p[MSG_HDR];
-	uint32_t seq = flags & MSG_F_PONG ? mc->pong_seq : mc->snd_nxt;
+	uint8_t p[MSG_HDR + MSG_SACK];
+	uint32_t seq = flags & MSG_F_PONG ? mc->pong_seq : mc->snd_nxt, len = MSG_HDR;
 
 	msg_put_hdr(p, MSG_OP_ACK, flags, 0, mc->my_epoch, seq, mc->rcv_nxt);
-	if (send_ctl(mep, mc, p, sizeof(p)) == 0) {
+	if (mc->nooo) {
+		uint32_t bits = sack_bits(mc);
+		if (bits) {
+			msg_put32(p + MSG_HDR, bits);
+			len += MSG_SACK;
+		}
+	}
+	if (send_ctl(mep, mc, p, len) == 0) {
 		mep->st.acks_sent++;
 		mc->ack_sent = mc->rcv_nxt;
 		mc->ack_now = false;
@@ -376,6 +440,7 @@ static void timers(struct unet_msg_ep *mep, struct msg_chan *mc)
 				 * the timeout only meant a busy receiver, pour more than
 				 * its credit into its buffers and cause real loss. */
 				resend_one(mep, mc);
+				mc->sack_hi = mc->snd_una + 1; /* evidence may resend the rest again */
 				mc->rto_at = now + mc->rto_ns; /* even if the NIC refused it */
 				mc->recover = mc->snd_max;
 				mc->recovering = true;
@@ -483,15 +548,16 @@ static bool ack_input(struct unet_msg_ep *mep, struct msg_chan *mc, uint32_t ack
 		mc->dupacks = 0;
 		arm_rto(mep, mc);
 		if (mc->recovering) {
-			if (seq_lt(mc->snd_una, mc->recover))
-				resend_one(mep, mc); /* partial ack: the next hole */
-			else
+			if (!seq_lt(mc->snd_una, mc->recover))
 				mc->recovering = false;
+			else if (!seq_lt(mc->snd_una, mc->sack_hi))
+				resend_mark(mep, mc); /* partial ack: the next hole */
 		}
 	} else if (mep->lossy && ack == mc->snd_una && standalone && mc->snd_una != mc->snd_nxt) {
 		/* The peer keeps asking for snd_una: lost, or overtaken. */
 		if (++mc->dupacks == 3 && !mc->recovering) {
-			resend_one(mep, mc);
+			if (!seq_lt(mc->snd_una, mc->sack_hi))
+				resend_mark(mep, mc);
 			mc->recover = mc->snd_max;
 			mc->recovering = true;
 		}
@@ -647,6 +713,8 @@ int msg_input(struct unet_msg_ep *mep, struct msg_chan *mc, const struct msg_fra
 		return 0;
 	}
 	if (f->op == MSG_OP_ACK) {
+		if (f->has_sack && mep->lossy)
+			sack_input(mep, mc, f->ack, f->sack);
 		if (f->flags & MSG_F_PING) {
 			mc->pong_due = true;
 			mc->pong_seq = f->seq;

@@ -23,7 +23,8 @@ int unet__msg_parse(const void *buf, uint32_t len, struct msg_frag *f)
 	f->epoch = msg_get32(p + 4);
 	f->seq = msg_get32(p + 8);
 	f->ack = msg_get32(p + 12);
-	f->tag = f->echo = f->credit = f->maxfrag = 0;
+	f->tag = f->echo = f->credit = f->maxfrag = f->sack = 0;
+	f->has_sack = 0;
 	f->status = 0;
 	f->payload = p + MSG_HDR;
 	f->plen = len - MSG_HDR;
@@ -58,7 +59,15 @@ int unet__msg_parse(const void *buf, uint32_t len, struct msg_frag *f)
 		return 0;
 	}
 	case MSG_OP_ACK:
-		return f->flags & ~(MSG_F_PING | MSG_F_PONG) || f->plen != 0 ? -EBADMSG : 0;
+		if (f->flags & ~(MSG_F_PING | MSG_F_PONG) || (f->plen != 0 && f->plen != MSG_SACK))
+			return -EBADMSG;
+		if (f->plen == MSG_SACK) {
+			f->has_sack = 1;
+			f->sack = msg_get32(f->payload);
+			f->payload += MSG_SACK;
+			f->plen = 0;
+		}
+		return 0;
 	case MSG_OP_RST:
 		return f->flags || f->plen != 0 ? -EBADMSG : 0;
 	case MSG_OP_SYN:
@@ -67,6 +76,7 @@ int unet__msg_parse(const void *buf, uint32_t len, struct msg_frag *f)
 		f->echo = msg_get32(f->payload);
 		f->credit = msg_get32(f->payload + 4);
 		f->maxfrag = msg_get32(f->payload + 8);
+		f->payload += 12;
 		f->plen = 0;
 		if (f->credit == 0 || f->maxfrag < MSG_MIN_FRAG)
 			return -EBADMSG;

@@ -20,7 +20,9 @@
  *   DATA  one fragment of a message; FIRST/LAST delimit messages, REQ or
  *         REPLY (first fragment only) add the tag; NACK marks a reply that
  *         carries only a negative status (int32 payload): no handler.
- *   ACK   a standalone cumulative ack. PING asks the peer to answer with
+ *   ACK   a standalone cumulative ack, optionally followed (lossy NICs) by
+ *         a 32-bit selective-ack bitmap: bit i set = fragment ack+1+i is
+ *         held by the receiver. PING asks the peer to answer with
  *         an ack flagged PONG whose seq echoes the PING's seq (the sender's
  *         snd_nxt when it pinged): a liveness probe while replies are
  *         awaited, and on shm, whose channels are FIFO, the retransmission
@@ -42,6 +44,7 @@
 #define MSG_HDR 16u
 #define MSG_TAG 4u
 #define MSG_SYN_LEN (MSG_HDR + 12u)
+#define MSG_SACK 4u
 #define MSG_MIN_FRAG 64u /* smallest max-fragment a peer may advertise */
 
 enum { MSG_OP_DATA = 1, MSG_OP_ACK = 2, MSG_OP_SYN = 3, MSG_OP_RST = 4 };
@@ -64,6 +67,8 @@ struct msg_frag {
 	uint32_t epoch, seq, ack;
 	uint32_t tag;                  /* DATA with REQ or REPLY */
 	uint32_t echo, credit, maxfrag; /* SYN */
+	uint32_t sack;                  /* ACK: bitmap after `ack`, when has_sack */
+	uint8_t has_sack;
 	int32_t status;                /* NACK */
 	const uint8_t *payload;
 	uint32_t plen;

@@ -34,8 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data, size);
 	if (unet__msg_parse(copy, (uint32_t)size, &f) == 0) {
 		const uint8_t *end = copy + size;
+		/* The payload is exactly the bytes after the header and any
+		 * fields the parser consumed (tag, SYN body, selective acks). */
 		if (f.payload < copy + MSG_HDR || f.payload > end ||
-		    f.plen != (uint32_t)(end - f.payload) * (f.op != MSG_OP_SYN))
+		    f.plen != (uint32_t)(end - f.payload))
+			abort();
+		if ((f.op == MSG_OP_SYN || f.op == MSG_OP_ACK || f.op == MSG_OP_RST) && f.plen)
 			abort();
 		if (f.epoch == 0 || f.op < MSG_OP_DATA || f.op > MSG_OP_RST)
 			abort();
