@@ -15,9 +15,8 @@
  *     after three duplicate acks; duplicates are dropped and re-acked. On
  *     lossy NICs (udp, xdp) fragments that overtake a lost one are kept
  *     (and selectively acked) and only missing ones are resent; on shm
- *     (FIFO, lossless by credit) a
- *     timeout first probes, and the sender goes back only on proof of loss
- *     (docs/msg.md);
+ *     (FIFO, lossless by credit) a timeout first probes, and the sender
+ *     goes back only on proof of loss (docs/msg.md);
  *   - a channel with data or requests outstanding that makes no progress
  *     for `dead_ms` fails, and its outstanding requests complete with
  *     -ETIMEDOUT (an idle channel never times out: a peer may attach late);
@@ -89,7 +88,8 @@ struct unet_msg_stats {
 };
 
 /* Wrap endpoint `ep` (which stays owned by the caller and must outlive the
- * msg endpoint). `attr` may be NULL. All traffic on `ep` then belongs to
+ * msg endpoint; destroy the msg endpoint outside its handlers). `attr` may
+ * be NULL. All traffic on `ep` then belongs to
  * msg: its segment is cut into stage_size chunks, one per attached channel
  * (-ENOMEM when seg_size < stage_size), and messages on channels that are
  * not attached are dropped and counted (frags_bad). -EINVAL for a bad
