@@ -256,6 +256,11 @@ static int msg_recv(int fd, struct shm_msg *m, int fds[SHM_NFDS])
 	for (int i = 0; i < SHM_NFDS; i++)
 		fds[i] = -1;
 	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	/* A peer that closed with our message unread makes the kernel report
+	 * ECONNRESET ahead of what the peer queued before (a REFUSE): once the
+	 * error is taken, the queued message can still be read. */
+	if (n < 0 && errno == ECONNRESET)
+		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : 0;
 	if (n == 0)
@@ -376,8 +381,8 @@ static int peer_map(struct shm_chan *c, int fd)
 	memcpy(&h, p, sizeof(h));
 	if (h.magic != SHM_MAGIC || h.version != SHM_VERSION || h.rq_depth == 0 ||
 	    (h.rq_depth & (h.rq_depth - 1)) || h.rq_depth > (1u << 20) || h.nbufs > (1u << 20) ||
-	    h.buf_size > (64u << 20))
-		goto bad;
+	    h.buf_size > (64u << 20) || h.buf_size == 0 || h.buf_size % 64 != 0)
+		goto bad; /* a size of 0 would divide by zero in deliver() */
 	geom_compute(&g, h.rq_depth, h.nbufs, h.buf_size);
 	if (g.fq_size != h.fq_size || g.rq_off != h.rq_off || g.fq_off != h.fq_off ||
 	    g.buf_off != h.buf_off || g.size != h.size || g.size > (uint64_t)st.st_size)
@@ -435,6 +440,10 @@ static int peer_attach(struct shm_chan *c, const struct shm_msg *m, int fds[SHM_
 	rc = peer_map(c, fds[0]);
 	if (rc == 0 && fds[2] >= 0)
 		rc = peer_map_pool(c, fds[2], fds[3]);
+	/* The doorbell is whatever the peer sent: if it could block (a full
+	 * pipe), ringing it would hang our sends. */
+	if (rc == 0 && fcntl(fds[1], F_SETFL, O_NONBLOCK) < 0)
+		rc = -EBADMSG;
 	if (rc == 0) {
 		c->peer_efd = fds[1];
 		fds[1] = -1;
@@ -934,8 +943,16 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 	fcntl(c->conn, F_SETFL, O_NONBLOCK);
 	nfds = my_fds(se, c, fds);
 	rc = msg_send(c->conn, MSG_HELLO, 0, ep->name, fds, nfds);
-	if (rc < 0)
+	if (rc < 0) {
+		/* Refused before it read our HELLO (another uid): say why. */
+		struct shm_msg m;
+		if (msg_recv(c->conn, &m, fds) == 1) {
+			close_fds(fds);
+			if (m.type == MSG_REFUSE && m.code < 0)
+				rc = m.code;
+		}
 		goto fail;
+	}
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c->conn, .events = POLLIN},
 				      {.fd = se->lfd, .events = POLLIN}};

@@ -42,6 +42,11 @@ pid_t proc_fork(int (*fn)(void *), void *arg)
 	fflush(stderr);
 	pid = fork();
 	if (pid == 0) {
+		/* A crash must end the child and show in its exit status, not
+		 * run the parent's test harness handlers in the child. */
+		const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+		for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
 		memset(kids, 0, sizeof(kids)); /* not ours to kill */
 		_exit(fn(arg));
 	}
