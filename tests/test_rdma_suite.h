@@ -258,6 +258,23 @@ static void ops_exercise(struct rnode *n, int ch, uint64_t key)
 	assert_int_equal(rread(n->r, (unsigned)ch, key, sh->wr_off, buf, sh->wr_len), 0);
 	assert_int_equal(rcheck(buf, sh->wr_len, 2, 0), 0);
 	assert_int_equal(rwrite(n->r, (unsigned)ch, key, 5, buf, 0), 0); /* empty */
+	/* 64 writes of 4 KiB in flight at once (more than a served channel's
+	 * window: some wait for room), then read back in one go. */
+	static uint8_t big[64][4096];
+	for (int i = 0; i < 64; i++) {
+		rfill(big[i], 4096, 2, (uint64_t)i * 4096);
+		assert_int_equal(unet_rdma_write(n->r, (unsigned)ch, key,
+						 sh->wr_off + (uint64_t)i * 4096, big[i], 4096,
+						 (uint64_t)i),
+				 0);
+	}
+	assert_int_equal(rwait(n->r, c, 64, 10000), 64);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(c[i].status, 0);
+	sh->wr_len = 64 * 4096; /* covers the first write: all pattern 2 now */
+	memset(buf, 0, sh->wr_len);
+	assert_int_equal(rread(n->r, (unsigned)ch, key, sh->wr_off, buf, sh->wr_len), 0);
+	assert_int_equal(rcheck(buf, sh->wr_len, 2, 0), 0);
 
 	/* Atomics on words 0..3. */
 	uint64_t w0 = word_of(1, 0);

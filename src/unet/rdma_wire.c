@@ -16,6 +16,11 @@
 #include "rdma_wire.h"
 #include "unet/rdma.h"
 
+_Static_assert(UNET_RDMA_READ == 1 && UNET_RDMA_WRITE == 2 && UNET_RDMA_CAS == 3 &&
+		       UNET_RDMA_FADD == 4 && UNET_MR_READ == 1 && UNET_MR_WRITE == 2 &&
+		       UNET_MR_ATOMIC == 4,
+	       "unet__rdma_check in rdma_wire.h spells these numbers out");
+
 static uint64_t ld64(const uint8_t *p)
 {
 	uint64_t v = 0;
@@ -155,25 +160,6 @@ void unet__rdma_enc_rep(void *buf, const struct unet__rdma_rep *r)
 	st64(p + 16, r->value);
 	st64(p + 24, r->cookie);
 	st64(p + 32, r->coff);
-}
-
-int unet__rdma_check(const uint8_t *base, uint64_t rlen, unsigned perms, uint8_t op,
-		     uint64_t off, uint64_t total)
-{
-	static const unsigned need[] = {
-		[UNET_RDMA_READ] = UNET_MR_READ,
-		[UNET_RDMA_WRITE] = UNET_MR_WRITE,
-		[UNET_RDMA_CAS] = UNET_MR_ATOMIC,
-		[UNET_RDMA_FADD] = UNET_MR_ATOMIC,
-	};
-
-	if (op < UNET_RDMA_READ || op > UNET_RDMA_FADD || !(perms & need[op]))
-		return -EACCES;
-	if (off > rlen || total > rlen - off)
-		return -ERANGE;
-	if (op >= UNET_RDMA_CAS && (total != 8 || ((uintptr_t)base + off) % 8))
-		return -EINVAL;
-	return 0;
 }
 
 int unet__rdma_exec(uint8_t *base, uint64_t rlen, unsigned perms, const struct unet__rdma_req *q,

@@ -16,6 +16,7 @@
 /* X(function suffix, name on the command line, one-line description) */
 #define PERF_MODES(X)                                                                              \
 	X(compare, "compare", "shm NIC vs raw shared memory vs kernel UDP: latency, bandwidth")    \
+	X(rdma, "rdma", "one-sided READ/WRITE/CAS/FADD, msg RTT vs kernel TCP, vs ucx_perftest")    \
 	X(compare_net, "compare-net", "xdp and udp NICs vs kernel UDP over a veth pair (root)")
 
 #define PERF_DECLARE(fn, name, help) int perf_mode_##fn(int argc, char **argv);
