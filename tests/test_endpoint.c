@@ -263,6 +263,7 @@ static void test_send_no_channel(void **state)
 	assert_int_equal(unet_send_inline(ep, 0, "hello", 5), -ENOTCONN);
 	assert_int_equal(unet_send_inline(ep, 70000, "hello", 5), -ENOTCONN);
 	assert_int_equal(unet_send_inline(ep, 0, name, UNET_INLINE_MAX + 1), -EMSGSIZE);
+	assert_int_equal(unet_send_inline(ep, 0, NULL, 0), -ENOTCONN); /* empty message */
 	assert_int_equal(unet_send(ep, &d, 0), 0);
 	assert_int_equal(unet_chan_close(ep, 0), -ENOTCONN);
 	assert_int_equal(unet_chan_close(ep, 64), -ENOTCONN);

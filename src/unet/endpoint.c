@@ -348,7 +348,8 @@ int unet_send_inline(struct unet_ep *ep, unsigned chan, const void *buf, uint32_
 	d.len = len;
 	d.chan = (uint16_t)chan;
 	d.flags = UNET_DF_INLINE;
-	memcpy(d.data, buf, len);
+	if (len) /* an empty message may come with no buffer at all */
+		memcpy(d.data, buf, len);
 	int rc = unet_send(ep, &d, 1);
 	return rc == 1 ? 0 : rc;
 }
