@@ -518,6 +518,59 @@ static void test_down_events_one_slot(void **state)
 	proc_unshare(w, sizeof(*w));
 }
 
+/* ---- a peer that never services its endpoint ----------------------------- */
+
+static int child_deaf(void *arg)
+{
+	struct board *w = arg;
+	struct peer p;
+
+	if (peer_open(&p, w->b, NULL))
+		return 10;
+	proc_set_u32(&w->ready, 1);
+	for (;;)
+		pause(); /* never accepts: its listen queue fills up */
+}
+
+/* Dial it many times with a short timeout: every dial gives up on time,
+ * also once the peer's listen queue is full. Runs in a child: a dial stuck
+ * in connect() shows as a timeout of that child. */
+static int child_dialler(void *arg)
+{
+	struct board *w = arg;
+	struct peer p;
+
+	if (peer_open(&p, w->a, NULL))
+		return 10;
+	for (uint32_t i = 0; i < w->rounds; i++) {
+		uint64_t t0 = proc_now_ms();
+		int rc = unet_chan_open(p.ep, w->b, 20);
+		uint64_t el = proc_now_ms() - t0;
+		if (rc != -ETIMEDOUT || el > 2000) {
+			fprintf(stderr, "dial %u: %d after %llu ms\n", i, rc, (unsigned long long)el);
+			return 11;
+		}
+		proc_set_u32(&w->step, i + 1);
+	}
+	peer_close(&p);
+	return 0;
+}
+
+static void test_dial_deaf_peer(void **state)
+{
+	struct board *w = board_new("da", "db");
+
+	w->rounds = 100; /* more than any listen backlog the NIC asks for */
+	pid_t deaf = proc_fork(child_deaf, w);
+	assert_int_equal(proc_wait_u32(&w->ready, 1, TMO), 0);
+	pid_t dialler = proc_fork(child_dialler, w);
+	int rc = proc_wait(dialler, 30000);
+	if (rc != 0)
+		fail_msg("dialler: %d after %u dials", rc, proc_get_u32(&w->step));
+	proc_kill(deaf);
+	proc_unshare(w, sizeof(*w));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +583,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_slots_exhausted, proc_teardown),
 		cmocka_unit_test_teardown(test_peer_closes, proc_teardown),
 		cmocka_unit_test_teardown(test_down_events_one_slot, proc_teardown),
+		cmocka_unit_test_teardown(test_dial_deaf_peer, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -925,22 +925,26 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		goto fail;
 	se->dialling = remote;
 	for (;;) { /* connect, retrying while the peer has not created its endpoint */
-		c->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		/* Non-blocking: a blocking connect() to a peer whose listen queue
+		 * is full (it does not service its endpoint) would ignore our
+		 * deadline. A full queue means alive but not answering. */
+		c->conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (c->conn < 0) {
 			rc = -errno;
 			goto fail;
 		}
 		if (connect(c->conn, (struct sockaddr *)&sa, salen) == 0)
 			break;
-		rc = errno == ECONNREFUSED || errno == ENOENT ? -ENOENT : -errno;
+		rc = errno == ECONNREFUSED || errno == ENOENT ? -ENOENT
+		     : errno == EAGAIN			     ? -ETIMEDOUT
+							     : -errno;
 		close(c->conn);
 		c->conn = -1;
-		if (rc != -ENOENT || unet__now_ns() >= deadline)
+		if ((rc != -ENOENT && rc != -ETIMEDOUT) || unet__now_ns() >= deadline)
 			goto fail;
 		accept_all(ep);
 		usleep(1000);
 	}
-	fcntl(c->conn, F_SETFL, O_NONBLOCK);
 	nfds = my_fds(se, c, fds);
 	rc = msg_send(c->conn, MSG_HELLO, 0, ep->name, fds, nfds);
 	if (rc < 0) {
