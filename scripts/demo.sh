@@ -75,7 +75,7 @@ end), one process in each, pinned to two different CPUs. Over that same wire:
   udp NIC          U-Net endpoints on kernel UDP sockets (sendmmsg/recvmmsg)
   udp blocking     plain kernel UDP sockets, recv() sleeps
   udp busy-poll    the same, recv(MSG_DONTWAIT) in a loop
-then the one-way 64-byte packet rate, counted by the receiver. About 15 s.
+then the one-way 64-byte packet rate, counted by the receiver. About 30 s.
 TXT
 	"$BUILD/unet-perf" compare-net --iters 10000
 else

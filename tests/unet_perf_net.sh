@@ -30,7 +30,7 @@ bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # ---- one run, tiny counts ----------------------------------------------------
 timeout 180 "$PERF" compare-net --json --iters 300 --warmup 30 --sizes 8,64,1400 \
-	--window-ms 40 >"$T/out.json" 2>"$T/err"
+	--window-ms 40 --rounds 1 >"$T/out.json" 2>"$T/err"
 rc=$?
 if [ $rc -eq 0 ]; then ok "compare-net --json exits 0"; else
 	bad "compare-net --json exits $rc"
@@ -84,6 +84,9 @@ for p in ("xdp", "xdp_generic", "udp_nic", "kernel_mmsg"):
     need(det.get("received_in_windows", 0) > 0, "%s received something" % p)
     need(det.get("received_in_windows", 0) <= det.get("sent", 0), "%s got no more than sent" % p)
     need(det.get("duplicated") == 0, "%s delivered nothing twice" % p)
+    rounds = det.get("pps_per_round", [])
+    need(len(rounds) == d.get("rate_rounds") == 1 and close(rounds[0], pps.get(p)),
+         "%s rate = its one round" % p)
 if pos(pps.get("xdp")) and pos(pps.get("kernel_mmsg")):
     need(close(d.get("ratio_pps_xdp_kernel"), pps["xdp"] / pps["kernel_mmsg"]), "ratio pps")
 x = d.get("xdp", {})

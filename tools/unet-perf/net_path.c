@@ -34,12 +34,13 @@ void net_shared_done(struct net_shared *sh, int which)
 
 	if (!sh)
 		return;
+	/* A path may run more than once (rate rounds): counts add up. */
 	memcpy(r->info, sh->info, sizeof(r->info));
-	r->tx_sent = sh->tx_sent;
-	r->rx_in_window = sh->rx_in_window;
-	r->rx_dropped = sh->rx_dropped;
-	r->rx_reordered = sh->rx_reordered;
-	r->rx_duplicated = sh->rx_duplicated;
+	r->tx_sent += sh->tx_sent;
+	r->rx_in_window += sh->rx_in_window;
+	r->rx_dropped += sh->rx_dropped;
+	r->rx_reordered += sh->rx_reordered;
+	r->rx_duplicated += sh->rx_duplicated;
 	r->valid = true;
 	munmap(sh, sizeof(*sh));
 }
