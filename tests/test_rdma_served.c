@@ -8,10 +8,10 @@
  * operations time out, a target that dies makes them fail. */
 #include "test_rdma_suite.h"
 
-static const struct cfg udp_alloc = {.nic = "udp:127.0.0.1", .serve = true};
-static const struct cfg udp_reg = {.nic = "udp:127.0.0.1", .reg = true, .serve = true};
-static const struct cfg shm_reg = {.nic = "shm", .pool = SUITE_POOL, .reg = true, .serve = true};
-static const struct cfg shm_nopool = {.nic = "shm", .serve = true};
+static const struct cfg udp_alloc = {.nic = {"udp:127.0.0.1"}, .serve = true};
+static const struct cfg udp_reg = {.nic = {"udp:127.0.0.1"}, .reg = true, .serve = true};
+static const struct cfg shm_reg = {.nic = {"shm"}, .pool = SUITE_POOL, .reg = true, .serve = true};
+static const struct cfg shm_nopool = {.nic = {"shm"}, .serve = true};
 
 #define CASE(cfgname)                                                                              \
 	static void test_ops_##cfgname(void **state)                                               \
@@ -42,10 +42,10 @@ static void test_stopped_target(void **state)
 	uint8_t buf[64];
 
 	assert_true(pid > 0);
-	assert_int_equal(node_up(c, &n, sh->iaddr[0], &sh->i_open[0], 0,
+	assert_int_equal(node_up(c, INITIATOR, &n, sh->iaddr[0], &sh->i_open[0], 0,
 				 &(struct unet_rdma_attr){.timeout_ms = 300}),
 			 0);
-	int ch = node_connect(c, &n, sh->taddr, &sh->t_open);
+	int ch = node_connect(c, TARGET, &n, sh->taddr, &sh->t_open);
 	assert_true(ch >= 0);
 	assert_int_equal(proc_wait_u32(&sh->ready, 1, 20000), 0);
 	assert_int_equal(rread(n.r, (unsigned)ch, sh->key, 0, buf, 64), 0);

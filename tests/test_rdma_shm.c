@@ -19,7 +19,7 @@
 
 #define POOL SUITE_POOL
 
-static const struct cfg shm_onesided = {.nic = "shm", .pool = POOL};
+static const struct cfg shm_onesided = {.nic = {"shm"}, .pool = POOL};
 
 static void test_ops(void **state)
 {

@@ -1,8 +1,9 @@
 /*
  * test_rdma_suite.h - the rdma checks every NIC and memory kind must pass,
  * written once and instantiated per configuration by test_rdma_shm.c
- * (one-sided) and test_rdma_served.c (served: udp, and shm with
- * unet_mr_reg memory or without a pool):
+ * (one-sided), test_rdma_served.c (served: udp, and shm with unet_mr_reg
+ * memory or without a pool) and test_rdma_xdp.c (served over AF_XDP between
+ * two network namespaces):
  *
  *   suite_ops        READ/WRITE/CAS/FADD correctness, 256 in flight, the
  *                    257th refused; the target checks its memory after;
@@ -21,6 +22,8 @@
 #ifndef TEST_RDMA_SUITE_H
 #define TEST_RDMA_SUITE_H
 
+#include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "helpers/netns.h"
 #include "rdma_wire.h"
 #include "test_rdma_util.h"
 
@@ -37,11 +41,16 @@
 #define SUITE_REGION (1u << 20)
 #define SUITE_NINIT 3
 
+enum { TARGET = 0, INITIATOR = 1 };
+
 struct cfg {
-	const char *nic;  /* "shm" or "udp:127.0.0.1" */
-	size_t pool;      /* target's shm RDMA pool (0: none) */
-	bool reg;         /* regions from unet_mr_reg rather than unet_mr_alloc */
-	bool serve;       /* the target must poll */
+	const char *nic[2]; /* per side: "shm", "udp:127.0.0.1", "xdp:IFNAME" (the
+			       initiator's NULL: the target's) */
+	const char *ip[2];  /* udp/xdp: each side's address (NULL: 127.0.0.1) */
+	const char *ns[2];  /* each side's network namespace (NULL: ours) */
+	size_t pool;        /* target's shm RDMA pool (0: none) */
+	bool reg;           /* regions from unet_mr_reg rather than unet_mr_alloc */
+	bool serve;         /* the target must poll */
 };
 
 /* Shared with the children. Addresses are shm names or udp ports. */
@@ -71,48 +80,81 @@ static int suite_setup(void **state)
 	return 0;
 }
 
+/* The cmocka process (one side of every test) moves into that side's
+ * namespace for the test and back after it, failed assertion or not. */
+static int home_ns = -1;
+
+static void ns_go(const struct cfg *c, int side)
+{
+	if (!c->ns[side])
+		return;
+	if (home_ns < 0)
+		home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(home_ns >= 0);
+	assert_int_equal(netns_enter(c->ns[side]), 0);
+}
+
 static int suite_teardown(void **state)
 {
+	if (home_ns >= 0) {
+		setns(home_ns, CLONE_NEWNET);
+		close(home_ns);
+		home_ns = -1;
+	}
 	return 0;
 }
 
-static bool is_udp(const struct cfg *c)
+/* A forked side enters its namespace for good. */
+static int ns_child(const struct cfg *c, int side)
 {
-	return strncmp(c->nic, "udp", 3) == 0;
+	return c->ns[side] ? netns_enter(c->ns[side]) : 0;
 }
 
-/* Address string peers use to reach `name` (shm name or udp port). */
-static void peer_addr(const struct cfg *c, const char *name, char *out, size_t n)
+static const char *nic_of(const struct cfg *c, int side)
 {
-	if (is_udp(c))
-		snprintf(out, n, "127.0.0.1:%s", name);
+	return c->nic[side] ? c->nic[side] : c->nic[TARGET];
+}
+
+/* udp and xdp endpoints are named by port, shm ones by name. */
+static bool by_port(const struct cfg *c)
+{
+	return strncmp(c->nic[TARGET], "shm", 3) != 0;
+}
+
+/* Address string that reaches `name` (shm name or port) on side `side`. */
+static void peer_addr(const struct cfg *c, int side, const char *name, char *out, size_t n)
+{
+	if (by_port(c))
+		snprintf(out, n, "%s:%s", c->ip[side] ? c->ip[side] : "127.0.0.1", name);
 	else
 		snprintf(out, n, "%s", name);
 }
 
-/* Open our node and publish its address in `addr` (flagging *flag). */
-static int node_up(const struct cfg *c, struct rnode *n, char *addr, uint32_t *flag, size_t pool,
-		   const struct unet_rdma_attr *ra)
+/* Open our node on side `side` and publish its address in `addr`
+ * (flagging *flag). */
+static int node_up(const struct cfg *c, int side, struct rnode *n, char *addr, uint32_t *flag,
+		   size_t pool, const struct unet_rdma_attr *ra)
 {
-	int rc = rnode_open(n, c->nic, is_udp(c) ? "0" : addr, pool, ra);
+	int rc = rnode_open(n, nic_of(c, side), by_port(c) ? "0" : addr, pool, ra);
 
 	if (rc < 0)
 		return rc;
-	if (is_udp(c))
+	if (by_port(c))
 		snprintf(addr, UNET_NAME_MAX, "%s", n->name);
 	proc_set_u32(flag, 1);
 	return 0;
 }
 
-/* Connect to the peer whose address appears in `addr` once *flag is set. */
-static int node_connect(const struct cfg *c, struct rnode *n, const char *addr,
+/* Connect to the peer on side `side` whose address appears in `addr` once
+ * *flag is set. */
+static int node_connect(const struct cfg *c, int side, struct rnode *n, const char *addr,
 			const uint32_t *flag)
 {
 	char remote[UNET_REMOTE_MAX];
 
 	if (proc_wait_u32(flag, 1, 20000) < 0)
 		return -ETIMEDOUT;
-	peer_addr(c, addr, remote, sizeof(remote));
+	peer_addr(c, side, addr, remote, sizeof(remote));
 	return rnode_connect(n, remote);
 }
 
@@ -182,9 +224,11 @@ static int ops_target(void *arg)
 	struct unet_mr *mr;
 	uint8_t *m;
 
-	if (node_up(c, &n, sh->taddr, &sh->t_open, c->pool, NULL) < 0)
+	if (ns_child(c, TARGET) < 0)
+		return 9;
+	if (node_up(c, TARGET, &n, sh->taddr, &sh->t_open, c->pool, NULL) < 0)
 		return 10;
-	if (node_connect(c, &n, sh->iaddr[0], &sh->i_open[0]) < 0)
+	if (node_connect(c, INITIATOR, &n, sh->iaddr[0], &sh->i_open[0]) < 0)
 		return 11;
 	if (region(c, &n, SUITE_REGION, UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC, &mr) < 0)
 		return 12;
@@ -329,10 +373,11 @@ static void suite_ops(const struct cfg *c, bool stop)
 	pid_t pid = proc_fork(ops_target, (void *)c);
 
 	assert_true(pid > 0);
-	assert_int_equal(node_up(c, &n, sh->iaddr[0], &sh->i_open[0], 0,
+	ns_go(c, INITIATOR);
+	assert_int_equal(node_up(c, INITIATOR, &n, sh->iaddr[0], &sh->i_open[0], 0,
 				 &(struct unet_rdma_attr){.cq_depth = 256}),
 			 0);
-	int ch = node_connect(c, &n, sh->taddr, &sh->t_open);
+	int ch = node_connect(c, TARGET, &n, sh->taddr, &sh->t_open);
 	assert_true(ch >= 0);
 	assert_int_equal(proc_wait_u32(&sh->ready, 1, 20000), 0);
 	if (stop) {
@@ -373,9 +418,11 @@ static int atomics_initiator(void *arg)
 	uint64_t old;
 	int fadds = c->serve ? FADDS / 10 : FADDS, cases = c->serve ? CASES / 10 : CASES;
 
-	if (node_up(c, &n, sh->iaddr[a->idx], &sh->i_open[a->idx], 0, NULL) < 0)
+	if (ns_child(c, INITIATOR) < 0)
+		return 9;
+	if (node_up(c, INITIATOR, &n, sh->iaddr[a->idx], &sh->i_open[a->idx], 0, NULL) < 0)
 		return 10;
-	int ch = node_connect(c, &n, sh->taddr, &sh->t_open);
+	int ch = node_connect(c, TARGET, &n, sh->taddr, &sh->t_open);
 	if (ch < 0)
 		return 11;
 	if (proc_wait_u32(&sh->ready, 1, 20000) < 0)
@@ -424,9 +471,10 @@ static void suite_atomics(const struct cfg *c)
 		pids[i] = proc_fork(atomics_initiator, &args[i]);
 		assert_true(pids[i] > 0);
 	}
-	assert_int_equal(node_up(c, &n, sh->taddr, &sh->t_open, c->pool, NULL), 0);
+	ns_go(c, TARGET);
+	assert_int_equal(node_up(c, TARGET, &n, sh->taddr, &sh->t_open, c->pool, NULL), 0);
 	for (int i = 0; i < SUITE_NINIT; i++)
-		assert_true(node_connect(c, &n, sh->iaddr[i], &sh->i_open[i]) >= 0);
+		assert_true(node_connect(c, INITIATOR, &n, sh->iaddr[i], &sh->i_open[i]) >= 0);
 	assert_int_equal(region(c, &n, 4096, UNET_MR_READ | UNET_MR_ATOMIC, &mr), 0);
 	uint64_t *w = unet_mr_addr(mr);
 	sh->key = unet_mr_key(mr);
@@ -481,9 +529,11 @@ static int protect_target(void *arg)
 	struct rnode n;
 	struct unet_mr *mr[K_N];
 
-	if (node_up(c, &n, sh->taddr, &sh->t_open, c->pool, NULL) < 0)
+	if (ns_child(c, TARGET) < 0)
+		return 9;
+	if (node_up(c, TARGET, &n, sh->taddr, &sh->t_open, c->pool, NULL) < 0)
 		return 10;
-	if (node_connect(c, &n, sh->iaddr[0], &sh->i_open[0]) < 0)
+	if (node_connect(c, INITIATOR, &n, sh->iaddr[0], &sh->i_open[0]) < 0)
 		return 11;
 	for (int k = 0; k < K_N; k++) {
 		if (region(c, &n, PROT_LEN, prot_perms[k], &mr[k]) < 0)
@@ -544,8 +594,9 @@ static void suite_protect(const struct cfg *c)
 	uint64_t *k = sh->keys;
 
 	assert_true(pid > 0);
-	assert_int_equal(node_up(c, &n, sh->iaddr[0], &sh->i_open[0], 0, NULL), 0);
-	int ch = node_connect(c, &n, sh->taddr, &sh->t_open);
+	ns_go(c, INITIATOR);
+	assert_int_equal(node_up(c, INITIATOR, &n, sh->iaddr[0], &sh->i_open[0], 0, NULL), 0);
+	int ch = node_connect(c, TARGET, &n, sh->taddr, &sh->t_open);
 	assert_true(ch >= 0);
 	assert_int_equal(proc_wait_u32(&sh->ready, 1, 20000), 0);
 
