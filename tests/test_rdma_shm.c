@@ -164,6 +164,103 @@ static void test_quarantine(void **state)
 	rnode_close(&n);
 }
 
+/* Revocation racing a writer: an initiator hammers WRITEs of 0xff bytes
+ * at whatever key is current while the owner, round after round, revokes
+ * the region and allocates one of the same size (which may reuse its
+ * memory): the new region is zero when handed out and stays zero while the
+ * writer keeps using the revoked key. */
+#define RACE_LEN 65536u
+#define RACE_ROUNDS 300
+
+static int race_writer(void *arg)
+{
+	struct rnode n;
+	uint8_t ff[64];
+	struct unet_rdma_comp c[16];
+
+	memset(ff, 0xff, sizeof(ff));
+	if (rnode_open(&n, "shm", sh->iaddr[0], 0, NULL) < 0)
+		return 10;
+	int ch = rnode_connect(&n, sh->taddr);
+	if (ch < 0)
+		return 11;
+	uint64_t i = 0;
+	while (!__atomic_load_n(&sh->key, __ATOMIC_ACQUIRE))
+		usleep(100);
+	while (!proc_get_u32(&sh->done)) {
+		uint64_t key = __atomic_load_n(&sh->key, __ATOMIC_ACQUIRE);
+		for (int k = 0; k < 16; k++, i++)
+			if (unet_rdma_write(n.r, (unsigned)ch, key, (i * 4160) % (RACE_LEN - 64), ff, 64,
+					    key) < 0)
+				return 12;
+		if (rwait(n.r, c, 16, 5000) != 16)
+			return 13;
+		for (int k = 0; k < 16; k++) {
+			if (c[k].status != 0 && c[k].status != -EACCES) {
+				fprintf(stderr, "race_writer: status %d\n", c[k].status);
+				return 14;
+			}
+			if (c[k].status == 0)
+				__atomic_fetch_add(&sh->word_expect[0], 1, __ATOMIC_RELAXED);
+			else
+				__atomic_fetch_add(&sh->word_expect[1], 1, __ATOMIC_RELAXED);
+		}
+	}
+	rnode_close(&n);
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void test_revoke_race(void **state)
+{
+	struct rnode n;
+	struct unet_mr *a, *b;
+	pid_t pid = proc_fork(race_writer, NULL);
+	unsigned reused = 0;
+
+	assert_true(pid > 0);
+	/* Room for two regions: the new one reuses the old one's memory
+	 * whenever it is not held in quarantine. */
+	assert_int_equal(rnode_open(&n, "shm", sh->taddr, RDMA_SLOTS_BYTES + 2 * RACE_LEN, NULL), 0);
+	assert_true(rnode_connect(&n, sh->iaddr[0]) >= 0);
+	assert_int_equal(unet_mr_alloc(n.r, RACE_LEN, UNET_MR_WRITE, &a), 0);
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		uint64_t before = __atomic_load_n(&sh->word_expect[0], __ATOMIC_RELAXED);
+		__atomic_store_n(&sh->key, unet_mr_key(a), __ATOMIC_RELEASE);
+		/* Let some writes land, then pull the region from under them. */
+		for (int spin = 0; spin < 200000 &&
+				   __atomic_load_n(&sh->word_expect[0], __ATOMIC_RELAXED) < before + 8;
+		     spin++)
+			if (spin % 1000 == 999)
+				sched_yield();
+		uint8_t *old = unet_mr_addr(a);
+		assert_int_equal(unet_mr_revoke(n.r, a), 0);
+		assert_int_equal(unet_mr_alloc(n.r, RACE_LEN, UNET_MR_WRITE, &b), 0);
+		uint8_t *m = unet_mr_addr(b);
+		reused += m == old;
+		assert_true(all_zero(m, RACE_LEN));
+		for (int spin = 0; spin < 20000; spin++) /* the writer still uses the old key */
+			__builtin_ia32_pause();
+		if (!all_zero(m, RACE_LEN))
+			fail_msg("round %d: a write with a revoked key landed in new memory", round);
+		a = b;
+	}
+	proc_set_u32(&sh->done, 1);
+	assert_int_equal(proc_wait(pid, 10000), 0);
+	print_message("%u of %d rounds reused the revoked memory; %llu writes landed, %llu refused\n",
+		      reused, RACE_ROUNDS, (unsigned long long)sh->word_expect[0],
+		      (unsigned long long)sh->word_expect[1]);
+	assert_true(sh->word_expect[0] > 0 && sh->word_expect[1] > 0);
+	rnode_close(&n);
+}
+
 /* ---- peers that cannot be reached -------------------------------------------- */
 
 static int bare_target(void *arg)
@@ -265,7 +362,8 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, suite_setup, suite_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_ops),        T(test_target_stopped), T(test_concurrent_atomics),
-		T(test_protect),    T(test_revoke),         T(test_quarantine),
+		T(test_protect),    T(test_revoke),         T(test_revoke_race),
+		T(test_quarantine),
 		T(test_unreachable), T(test_bad_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
