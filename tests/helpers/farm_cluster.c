@@ -67,6 +67,12 @@ static int child_main(void *p)
 	uint64_t t0 = proc_now_ms();
 	int rc;
 
+	/* cmocka's handlers (inherited from the parent) would turn a crash in
+	 * a node into a confusing "test failed" from the child: crash plainly
+	 * (exit code 128+signal, a core file when enabled). */
+	for (int sig = 1; sig < 32; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	if (c->cfg->members[c->idx].netns[0] &&
 	    (rc = netns_enter(c->cfg->members[c->idx].netns)) < 0) {
 		snprintf(sh->err[c->idx], sizeof(sh->err[c->idx]), "entering netns %s: %s",
