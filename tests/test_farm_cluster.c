@@ -149,12 +149,61 @@ static void test_two_nodes_no_backup(void **state)
 	run_alloc_read(2, 1);
 }
 
+/* The largest object, written by one node, read by every node, and the
+ * same bytes in every replica. */
+static int node_big(struct farm *f, int idx, struct fc_shared *sh, void *arg)
+{
+	int n = (int)farm_get_config(f)->nmembers;
+	static uint8_t in[FARM_OBJ_MAX], out[FARM_OBJ_MAX];
+	uint32_t sz;
+
+	(void)arg;
+	obj_fill(in, FARM_OBJ_MAX, 4242);
+	if (idx == 1) {
+		farm_addr_t a;
+		FC_CHECK_RC(sh, idx, farm_alloc(f, FARM_OBJ_MAX, FARM_NULL, &a), 0);
+		FC_CHECK_RC(sh, idx, farm_write(f, a, in, FARM_OBJ_MAX), 0);
+		sh->addr[0] = a;
+	}
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, n, 20000), 0);
+	farm_addr_t a = sh->addr[0];
+	FC_CHECK_RC(sh, idx, farm_obj_size(f, a, &sz), 0);
+	FC_CHECK(sh, idx, sz == FARM_OBJ_MAX);
+	memset(out, 0, sizeof(out));
+	FC_CHECK_RC(sh, idx, farm_read(f, a, out, FARM_OBJ_MAX, NULL), 0);
+	FC_CHECK(sh, idx, memcmp(in, out, FARM_OBJ_MAX) == 0);
+	const struct farm_replica *x = f->regions[FARM_REGION(a)].mine;
+	if (x) {
+		/* Payload bytes as stored in our replica, line by line. */
+		const uint8_t *p = x->base + FARM_OFFSET(a);
+		for (uint32_t at = 0, line = 0; at < FARM_OBJ_MAX; line++, at += FARM_LINE_PAYLOAD) {
+			uint32_t k = FARM_OBJ_MAX - at < FARM_LINE_PAYLOAD ? FARM_OBJ_MAX - at
+									 : FARM_LINE_PAYLOAD;
+			FC_CHECK(sh, idx, memcmp(p + line * FARM_LINE + 8, in + at, k) == 0);
+		}
+		__atomic_add_fetch(&sh->count[0][0], 1, __ATOMIC_ACQ_REL);
+	}
+	return 0;
+}
+
+static void test_largest_object(void **state)
+{
+	struct farm_config cfg;
+	struct fc_shared *sh = proc_shared(sizeof(*sh));
+
+	fc_config(&cfg, 3, "fbig", 1 << 20, 6, 3);
+	assert_int_equal(fc_run(&cfg, node_big, NULL, sh, 10000, 40000), 0);
+	assert_int_equal(sh->count[0][0], 3); /* checked in all three replicas */
+	proc_unshare(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_four_nodes_two_replicas),
 		cmocka_unit_test(test_two_nodes_no_backup),
+		cmocka_unit_test(test_largest_object),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
