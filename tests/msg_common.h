@@ -59,6 +59,7 @@ struct mp_cfg {
 	const char *netns[2];/* network namespace to enter, or NULL */
 	uint32_t port[2];    /* udp: port to bind (0: any) */
 	bool relay;          /* udp: dial the relay (sh->relay[side]), not the peer */
+	uint32_t rx_buf_size[2]; /* per-side override of ea.rx_buf_size (0: none) */
 	struct unet_ep_attr ea;
 	struct unet_msg_attr ma[2];
 	uint32_t seed;
@@ -197,8 +198,11 @@ static inline int mp_open(mp_ctx *c)
 	if (rc == 0)
 	{
 		char port[16];
+		struct unet_ep_attr ea = cfg->ea;
+		if (cfg->rx_buf_size[s])
+			ea.rx_buf_size = cfg->rx_buf_size[s];
 		snprintf(port, sizeof(port), "%u", cfg->port[s]);
-		rc = unet_ep_create(c->nic, udp ? port : c->name[s], &cfg->ea, &c->ep);
+		rc = unet_ep_create(c->nic, udp ? port : c->name[s], &ea, &c->ep);
 	}
 	if (rc < 0) {
 		mp_fail(c, "open %s: %s", cfg->uri[s], unet_strerror(rc));

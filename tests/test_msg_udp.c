@@ -78,6 +78,28 @@ static void test_udp_reqrep(void **state)
 	proc_unshare(sh, sizeof(*sh));
 }
 
+/* Peers configured differently: side 0 has 1 KiB receive buffers, a window
+ * of 4 and 200-byte fragments; side 1 the defaults, whose 1400-byte
+ * fragments would not fit side 0: the handshake makes it cut smaller ones. */
+static void test_udp_mismatch(void **state)
+{
+	struct mp_rr p = {.n = 200, .depth = 8, .max_req = 16u << 10, .max_rep = 64u << 10};
+	struct mp_cfg cfg = udp_cfg(seed_now());
+	struct mp_shared *sh = shared();
+
+	(void)state;
+	cfg.rx_buf_size[0] = 1024;
+	cfg.ma[0].window = 4;
+	cfg.ma[0].frag_size = 200;
+	cfg.role[0] = mp_role_client;
+	cfg.role[1] = mp_role_server;
+	cfg.arg = &p;
+	print_message("seed %u\n", cfg.seed);
+	assert_int_equal(mp_run(&cfg, sh, NULL), 0);
+	assert_int_equal(sh->count[1], p.n);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 /* ---- a dead peer: no signal on udp, only silence ----------------------------------- */
 
 static void test_udp_dead_peer(void **state)
@@ -490,6 +512,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_udp_stream),
 		cmocka_unit_test(test_udp_reqrep),
+		cmocka_unit_test(test_udp_mismatch),
 		cmocka_unit_test(test_udp_dead_peer),
 		cmocka_unit_test(test_udp_restart),
 		cmocka_unit_test(test_lossy_stream),

@@ -111,8 +111,9 @@ int unet_msg_detach(struct unet_msg_ep *mep, unsigned chan);
 /* 0 when established, -EINPROGRESS during the handshake, -ENOTCONN when not
  * attached, or why the channel failed: -ECONNRESET (peer died, detached or
  * restarted), -ETIMEDOUT (dead_ms), -EMSGSIZE (the peer's buffers are
- * smaller than our fragments). A failed channel stays failed until
- * detached or re-attached. */
+ * smaller than the fragments of messages queued before the handshake; with
+ * nothing queued the fragments just shrink). A failed channel stays failed
+ * until detached or re-attached. */
 int unet_msg_status(struct unet_msg_ep *mep, unsigned chan);
 
 /* Register the handler for message `type` (0..UNET_MSG_TYPE_USER_MAX). */

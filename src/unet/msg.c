@@ -260,10 +260,12 @@ int unet_msg_attach(struct unet_msg_ep *mep, unsigned chan)
 		w = mep->maxfrag;
 	if (mep->lossy && w > MSG_LOSSY_FRAG)
 		w = MSG_LOSSY_FRAG;
-	if (mep->attr.frag_size && mep->attr.frag_size < w - MSG_HDR)
-		w = mep->attr.frag_size + MSG_HDR;
+	if (w > mep->attr.stage_size / 8)
+		w = (mep->attr.stage_size / 8) & ~63u; /* at least 8 slots to stage into */
 	if (w < MSG_MIN_FRAG)
 		return -EMSGSIZE;
+	if (mep->attr.frag_size && mep->attr.frag_size < w - MSG_HDR)
+		w = mep->attr.frag_size + MSG_HDR;
 	for (uint32_t k = 0; k < mep->nchunks; k++)
 		if (mep->chunk_owner[k] == -1) {
 			chunk = (int32_t)k;

@@ -491,10 +491,15 @@ static void establish(struct unet_msg_ep *mep, struct msg_chan *mc)
 	uint32_t w = mc->peer_credit;
 
 	if (mc->peer_maxfrag < mc->wire_max) {
-		/* Our fragments would not fit the peer's buffers: a configuration
-		 * mismatch (frag_size / rx_buf_size) that no retry can fix. */
-		msg_fail(mep, mc, -EMSGSIZE);
-		return;
+		/* The peer's buffers are smaller than ours (rx_buf_size differs).
+		 * With nothing staged yet, cut smaller fragments from now on;
+		 * messages already cut to the larger size could never be
+		 * delivered, and the channel fails. */
+		if (mc->snd_end != mc->snd_una) {
+			msg_fail(mep, mc, -EMSGSIZE);
+			return;
+		}
+		mc->wire_max = mc->peer_maxfrag;
 	}
 	if (mep->attr.window && mep->attr.window < w)
 		w = mep->attr.window;
