@@ -72,13 +72,14 @@ struct row {
 	uint32_t size;
 	int rc;
 	struct perf_lat lat;
-	double ops; /* per second, batched */
+	double ops;	 /* per second, batched: median of REPS runs (wall clock) */
+	double ops_batch; /* per second from the median batch (uninterrupted) */
 };
 
 struct ucx_res {
 	const char *test;
 	int rc; /* 0, -ENOENT (not installed), or failure */
-	double lat_us, rate;
+	double lat_us, rate; /* median latency; overall rate (wall clock) */
 };
 
 /* What the forked target and we share. */
@@ -279,26 +280,41 @@ static int measure(struct node *n, uint64_t key, struct row *rw, uint32_t iters,
 	if (rc == 0)
 		perf_lat_compute(t, iters, &rw->lat);
 	free(t);
-	/* Batched: BATCH in flight, REPS runs, the median rate. */
+	/* Batched: BATCH in flight, REPS runs, the median rate; and each
+	 * batch timed, whose median gives the rate between preemptions (the
+	 * machine is shared: a run's wall clock includes other work). */
 	double rates[REPS];
+	uint32_t nb = nops / BATCH, k = 0;
+	uint64_t *bt = malloc(sizeof(*bt) * nb * REPS);
+	if (!bt)
+		return -ENOMEM;
 	for (int rep = 0; rep < REPS && rc == 0; rep++) {
 		uint64_t t0 = perf_now_ns();
 		for (uint32_t done = 0; done < nops && rc == 0; done += BATCH) {
+			uint64_t b0 = perf_ticks();
 			for (uint32_t b = 0; b < BATCH && rc == 0; b++) {
 				uint64_t off = ((uint64_t)(done + b) * 64) % (REGION - 4096);
 				rc = post(n->r, n->ch, rw->op, key, off & ~7ull, buf[b], size, b);
 			}
 			if (rc == 0)
 				rc = reap(n->r, BATCH);
+			if (k < nb * REPS)
+				bt[k++] = perf_ticks() - b0;
 		}
 		rates[rep] = (double)nops / ((double)(perf_now_ns() - t0) / 1e9);
 	}
+	if (rc == 0 && k) {
+		struct perf_lat bl;
+		perf_lat_compute(bt, k, &bl);
+		rw->ops_batch = BATCH * 1e9 / bl.median;
+	}
+	free(bt);
 	if (rc == 0) {
 		for (int i = 1; i < REPS; i++) /* insertion sort, five values */
-			for (int k = i; k > 0 && rates[k] < rates[k - 1]; k--) {
-				double x = rates[k];
-				rates[k] = rates[k - 1];
-				rates[k - 1] = x;
+			for (int m = i; m > 0 && rates[m] < rates[m - 1]; m--) {
+				double x = rates[m];
+				rates[m] = rates[m - 1];
+				rates[m - 1] = x;
 			}
 		rw->ops = rates[REPS / 2];
 	}
@@ -616,8 +632,12 @@ static const char *verdict(double v, double bar, bool at_most)
 	return (at_most ? v <= bar : v >= bar) ? "met" : "MISSED";
 }
 
+/* The READ-rate bar is judged twice, like for like: wall-clock rates
+ * (ours: median of REPS runs; UCX's: its overall rate), and rates between
+ * preemptions (ours: from the median batch; UCX's: from its median per-op
+ * time). On a quiet machine the two agree. */
 struct bars {
-	double read_rate, ucx_get, read_lat, floor, msg_shm, tcp;
+	double read_rate, ucx_get, read_peak, ucx_peak, read_lat, floor, msg_shm, tcp;
 };
 
 static void bars_of(const struct ctx *x, struct bars *b)
@@ -625,8 +645,10 @@ static void bars_of(const struct ctx *x, struct bars *b)
 	const struct row *r = find(x, P_SHM_1S, OP_READ, 8);
 
 	b->read_rate = r ? r->ops : NAN;
+	b->read_peak = r ? r->ops_batch : NAN;
 	b->read_lat = r ? r->lat.median : NAN;
 	b->ucx_get = x->ucx[0].rc == 0 ? x->ucx[0].rate : NAN;
+	b->ucx_peak = x->ucx[0].rc == 0 && x->ucx[0].lat_us > 0 ? 1e6 / x->ucx[0].lat_us : NAN;
 	b->floor = x->floor_rtt;
 	b->msg_shm = x->msg_rtt[P_SHM_1S];
 	b->tcp = x->tcp_rtt;
@@ -648,8 +670,8 @@ static void print_text(const struct ctx *x)
 	       perf_clock_name());
 	printf("One-sided operations: latency one at a time (ns) and rate with %u in flight\n",
 	       BATCH);
-	printf("  %-14s %-6s %7s %10s %10s %12s\n", "path", "op", "size", "median", "p99",
-	       "Mops/s");
+	printf("  %-14s %-6s %7s %10s %10s %10s %10s\n", "path", "op", "size", "median", "p99",
+	       "Mops/s", "(batch)");
 	for (int i = 0; i < x->nrows; i++) {
 		const struct row *r = &x->rows[i];
 		char sz[16];
@@ -658,8 +680,9 @@ static void print_text(const struct ctx *x)
 			printf("  %-14s %-6s %7s   FAILED: %s\n", paths[r->path].title,
 			       op_names[r->op], sz, strerror(-r->rc));
 		else
-			printf("  %-14s %-6s %7s %10.0f %10.0f %12.2f\n", paths[r->path].title,
-			       op_names[r->op], sz, r->lat.median, r->lat.p99, r->ops / 1e6);
+			printf("  %-14s %-6s %7s %10.0f %10.0f %10.2f %10.2f\n", paths[r->path].title,
+			       op_names[r->op], sz, r->lat.median, r->lat.p99, r->ops / 1e6,
+			       r->ops_batch / 1e6);
 	}
 	printf("\nRequest/reply round trip, 8 bytes (ns): median / p99\n");
 	for (int p = 0; p < NPATHS; p++)
@@ -685,13 +708,17 @@ static void print_text(const struct ctx *x)
 			printf("  %-12s latency %8.0f ns (UCX reports half the round trip)\n",
 			       u->test, u->lat_us * 1000);
 		else
-			printf("  %-12s rate %10.2f Mops/s\n", u->test, u->rate / 1e6);
+			printf("  %-12s rate %10.2f Mops/s (%.2f from its median op time)\n", u->test,
+			       u->rate / 1e6, 1.0 / u->lat_us);
 	}
 	bars_of(x, &b);
 	printf("\nBars (issue 4)\n");
 	printf("  shm one-sided 8 B READ rate / ucp_get rate  %6.2fx  bar >= %.1fx: %s\n",
 	       b.read_rate / b.ucx_get, BAR_READ_VS_UCX,
 	       verdict(b.read_rate / b.ucx_get, BAR_READ_VS_UCX, false));
+	printf("    the same between preemptions              %6.2fx  bar >= %.1fx: %s\n",
+	       b.read_peak / b.ucx_peak, BAR_READ_VS_UCX,
+	       verdict(b.read_peak / b.ucx_peak, BAR_READ_VS_UCX, false));
 	printf("  shm one-sided 8 B READ latency / floor RTT  %6.2fx  bar <= %.1fx: %s\n",
 	       b.read_lat / b.floor, BAR_READ_FLOOR, verdict(b.read_lat / b.floor, BAR_READ_FLOOR, true));
 	printf("  kernel TCP RTT / msg RTT on shm             %6.1fx  bar >= %.0fx: %s\n",
@@ -737,6 +764,7 @@ static void print_json(FILE *f, const struct ctx *x)
 			perf_json_num(&j, "lat_median_ns", r->lat.median);
 			perf_json_num(&j, "lat_p99_ns", r->lat.p99);
 			perf_json_num(&j, "ops_per_s", r->ops);
+			perf_json_num(&j, "ops_per_s_median_batch", r->ops_batch);
 		}
 		perf_json_close(&j);
 	}
@@ -758,6 +786,7 @@ static void print_json(FILE *f, const struct ctx *x)
 			perf_json_num(&j, "lat_ns", x->ucx[i].lat_us * 1000);
 		} else {
 			perf_json_num(&j, "ops_per_s", x->ucx[i].rate);
+			perf_json_num(&j, "ops_per_s_median_op", 1e6 / x->ucx[i].lat_us);
 		}
 		perf_json_close(&j);
 	}
@@ -765,6 +794,8 @@ static void print_json(FILE *f, const struct ctx *x)
 	bars_of(x, &b);
 	perf_json_obj(&j, "bars");
 	bar_json(&j, "read8_rate_vs_ucp_get", b.read_rate / b.ucx_get, BAR_READ_VS_UCX, false);
+	bar_json(&j, "read8_rate_vs_ucp_get_between_preemptions", b.read_peak / b.ucx_peak,
+		 BAR_READ_VS_UCX, false);
 	bar_json(&j, "read8_lat_vs_floor", b.read_lat / b.floor, BAR_READ_FLOOR, true);
 	bar_json(&j, "tcp_rtt_vs_msg_shm", b.tcp / b.msg_shm, BAR_MSG_TCP, false);
 	perf_json_close(&j);
