@@ -54,11 +54,11 @@ struct mp_shared {
 struct mp_ctx_s;
 
 struct mp_cfg {
-	const char *uri[2];  /* "shm", "udp:127.0.0.1", ... */
-	const char *addr[2]; /* udp: the address the other side dials */
-	const char *netns[2];/* network namespace to enter, or NULL */
-	uint32_t port[2];    /* udp: port to bind (0: any) */
-	bool relay;          /* udp: dial the relay (sh->relay[side]), not the peer */
+	const char *uri[2];	 /* "shm", "udp:127.0.0.1", ... */
+	const char *addr[2];	 /* udp: the address the other side dials */
+	const char *netns[2];	 /* network namespace to enter, or NULL */
+	uint32_t port[2];	 /* udp: port to bind (0: any) */
+	bool relay;		 /* udp: dial the relay (sh->relay[side]), not the peer */
 	uint32_t rx_buf_size[2]; /* per-side override of ea.rx_buf_size (0: none) */
 	struct unet_ep_attr ea;
 	struct unet_msg_attr ma[2];
@@ -79,7 +79,8 @@ struct mp_ctx_s {
 };
 typedef struct mp_ctx_s mp_ctx;
 
-static inline void mp_fail(const mp_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void mp_fail(const mp_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static inline void mp_fail(const mp_ctx *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -168,7 +169,7 @@ static inline void mp_fill(uint8_t *p, uint32_t len, uint32_t seed, int s, uint3
 /* 0 when p[0..len) is exactly message k of stream s. `scratch` holds
  * UNET_MSG_MAX bytes. */
 static inline int mp_check(const uint8_t *p, uint32_t len, uint32_t seed, int s, uint32_t k,
-		    uint32_t max, uint8_t *scratch)
+			   uint32_t max, uint8_t *scratch)
 {
 	uint32_t want = mp_len(seed, s, k, max);
 
@@ -195,8 +196,7 @@ static inline int mp_open(mp_ctx *c)
 		return 10;
 	}
 	rc = unet_nic_open(cfg->uri[s], &c->nic);
-	if (rc == 0)
-	{
+	if (rc == 0) {
 		char port[16];
 		struct unet_ep_attr ea = cfg->ea;
 		if (cfg->rx_buf_size[s])
@@ -219,7 +219,8 @@ static inline int mp_open(mp_ctx *c)
 			return 12;
 		}
 		if (cfg->relay)
-			snprintf(remote, sizeof(remote), "127.0.0.1:%u", proc_get_u32(&c->sh->relay[s]));
+			snprintf(remote, sizeof(remote), "127.0.0.1:%u",
+				 proc_get_u32(&c->sh->relay[s]));
 		else
 			snprintf(remote, sizeof(remote), "%s:%u", cfg->addr[o],
 				 proc_get_u32(&c->sh->port[o]));
@@ -469,7 +470,8 @@ static inline void mp_srv_handler(struct unet_msg_ep *mep, const struct unet_msg
 
 	(void)mep;
 	if (m->req_id == 0 || m->len < 8) {
-		mp_fail(s->c, "bad request: req_id %llu len %u", (unsigned long long)m->req_id, m->len);
+		mp_fail(s->c, "bad request: req_id %llu len %u", (unsigned long long)m->req_id,
+			m->len);
 		s->err = 50;
 		return;
 	}
@@ -534,10 +536,10 @@ static inline int mp_role_server(mp_ctx *c)
 }
 
 struct mp_rr {
-	uint32_t n;        /* requests */
-	uint32_t depth;    /* outstanding at once */
-	uint32_t max_req;  /* largest request body */
-	uint32_t max_rep;  /* largest reply */
+	uint32_t n;	  /* requests */
+	uint32_t depth;	  /* outstanding at once */
+	uint32_t max_req; /* largest request body */
+	uint32_t max_rep; /* largest reply */
 };
 
 struct mp_out {
@@ -590,8 +592,8 @@ static inline int mp_role_client(mp_ctx *c)
 				rc = 61;
 				break;
 			}
-			outs[i] = (struct mp_out){.k = k, .want = want, .cap = cap, .id = id,
-						  .buf = outs[i].buf};
+			outs[i] = (struct mp_out){
+			    .k = k, .want = want, .cap = cap, .id = id, .buf = outs[i].buf};
 			issued++;
 			inflight++;
 		}
@@ -712,7 +714,8 @@ static inline int role_doomed_client(mp_ctx *c)
 	for (int i = 0; i < DEAD_REQS; i++) {
 		int r = unet_msg_wait(c->mep, id[i], 10000, &comp);
 		if (r != 0 || comp.status != want) {
-			mp_fail(c, "request %d: wait %d status %d, want %d", i, r, comp.status, want);
+			mp_fail(c, "request %d: wait %d status %d, want %d", i, r, comp.status,
+				want);
 			return 83;
 		}
 	}

@@ -76,7 +76,7 @@ static void test_reqrep(void **state)
 
 /* ---- slow receiver -------------------------------------------------------- */
 
-#define SLOW_N 3000
+#define SLOW_N	 3000
 #define SLOW_MAX 6000
 
 static int role_fast_sender(mp_ctx *c)
@@ -134,7 +134,7 @@ static void test_slow_receiver(void **state)
 	assert_int_equal(mp_run(&cfg, sh, NULL), 0);
 	assert_int_equal(sh->count[1], SLOW_N);
 	print_message("sender throttled %u times\n", sh->flag[1]);
-	assert_true(sh->flag[1] > 0);      /* the sender was held back ... */
+	assert_true(sh->flag[1] > 0);	     /* the sender was held back ... */
 	assert_int_equal(sh->stat[0][0], 0); /* ... and never had to retransmit */
 	assert_int_equal(sh->stat[1][6], 0); /* not one U-Net-level drop */
 	assert_int_equal(sh->stat[1][1], 0);
@@ -148,7 +148,6 @@ static void run_dead(int sig, int dead_ms, int want_errno, uint32_t bound_ms)
 	struct mp_cfg cfg = shm_cfg(1);
 	struct mp_shared *sh = shared();
 	pid_t pid[2];
-
 
 	cfg.ma[0].dead_ms = (uint32_t)dead_ms;
 	cfg.role[0] = role_doomed_client;
@@ -276,7 +275,8 @@ static int role_limits(mp_ctx *c)
 	/* max_reqs 4 (ma[0]). */
 	int64_t id[4];
 	for (int i = 0; i < 4 && !rc; i++)
-		if ((id[i] = unet_msg_request(c->mep, (unsigned)c->chan, 6, "q", 1, NULL, 0, NULL)) <= 0)
+		if ((id[i] = unet_msg_request(c->mep, (unsigned)c->chan, 6, "q", 1, NULL, 0,
+					      NULL)) <= 0)
 			rc = 92;
 	if (!rc && unet_msg_request(c->mep, (unsigned)c->chan, 6, "q", 1, NULL, 0, NULL) != -EBUSY)
 		rc = 93;
@@ -325,10 +325,10 @@ static int role_garbage(mp_ctx *c)
 	int sent = 0;
 	uint64_t x = 12345;
 
-#define RAW(len)                                                                             \
-	do {                                                                                 \
-		if (unet_send_inline(c->ep, ch, f, (len)) == 0)                              \
-			sent++;                                                              \
+#define RAW(len)                                                                                   \
+	do {                                                                                       \
+		if (unet_send_inline(c->ep, ch, f, (len)) == 0)                                    \
+			sent++;                                                                    \
 	} while (0)
 	memset(f, 0, sizeof(f));
 	RAW(0);
@@ -425,7 +425,7 @@ static void test_garbage(void **state)
 /* ---- one endpoint, several peers ----------------------------------------------- */
 
 #define HUB_SPOKES 2
-#define HUB_N 150
+#define HUB_N	   150
 
 struct hub_shared {
 	char hub[64], spoke[HUB_SPOKES][64];
@@ -544,7 +544,8 @@ static int spoke_main(void *arg)
 			char q[64], a[64];
 			struct unet_msg_comp c;
 			int n = snprintf(q, sizeof(q), "spoke %d asks %u", me, k);
-			int64_t id = unet_msg_request(mep, (unsigned)ch, 2, q, (uint32_t)n, a, sizeof(a), NULL);
+			int64_t id = unet_msg_request(mep, (unsigned)ch, 2, q, (uint32_t)n, a,
+						      sizeof(a), NULL);
 			if (id <= 0 || unet_msg_wait(mep, id, 10000, &c) != 0 || c.status != 0 ||
 			    c.len != (uint32_t)n)
 				return 5;
@@ -596,15 +597,15 @@ static void test_many_peers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_args),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_stream),
-		cmocka_unit_test(test_reqrep),
-		cmocka_unit_test(test_many_peers),
-		cmocka_unit_test(test_slow_receiver),
-		cmocka_unit_test(test_dead_peer_killed),
-		cmocka_unit_test(test_dead_peer_stopped),
+	    cmocka_unit_test(test_bad_args),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_stream),
+	    cmocka_unit_test(test_reqrep),
+	    cmocka_unit_test(test_many_peers),
+	    cmocka_unit_test(test_slow_receiver),
+	    cmocka_unit_test(test_dead_peer_killed),
+	    cmocka_unit_test(test_dead_peer_stopped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,7 +160,8 @@ static int role_survivor(mp_ctx *c)
 		int len = snprintf(q, sizeof(q), "round %u", k++);
 
 		if (proc_now_ms() > end) {
-			mp_fail(c, "stuck: %u ok before, %u after, failure %d", ok, ok_after, failed);
+			mp_fail(c, "stuck: %u ok before, %u after, failure %d", ok, ok_after,
+				failed);
 			return 110;
 		}
 		int64_t id = unet_msg_request(c->mep, ch, 7, q, (uint32_t)len, r, sizeof(r), NULL);
@@ -268,7 +269,8 @@ static int relay_main(void *arg)
 	uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 
 	for (int i = 0; i < 2; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(0x7f000001)};
 		socklen_t l = sizeof(a);
 		fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 		if (fd[i] < 0 || bind(fd[i], (struct sockaddr *)&a, sizeof(a)) < 0 ||
@@ -295,7 +297,8 @@ static int relay_main(void *arg)
 			head = (head + 1) % RELAY_Q;
 			count--;
 		}
-		struct pollfd pf[2] = {{.fd = fd[0], .events = POLLIN}, {.fd = fd[1], .events = POLLIN}};
+		struct pollfd pf[2] = {{.fd = fd[0], .events = POLLIN},
+				       {.fd = fd[1], .events = POLLIN}};
 		int wait = count ? (int)((q[head].due_us - now + 999) / 1000) : 100;
 		poll(pf, 2, wait);
 		for (int i = 0; i < 2; i++) {
@@ -315,7 +318,8 @@ static int relay_main(void *arg)
 					x = x * 6364136223846793005ull + 1442695040888963407ull;
 					if ((x >> 33) % 100 < 25) { /* overtakes the delayed ones */
 						sendto(fd[1 - i], buf, (size_t)n, 0,
-						       (struct sockaddr *)&peer[1 - i], sizeof(peer[0]));
+						       (struct sockaddr *)&peer[1 - i],
+						       sizeof(peer[0]));
 						sh->relay_stat[2]++;
 						continue;
 					}
@@ -431,9 +435,10 @@ static int netem_setup(void **state)
 				  "reorder 25%%",
 				  pair.dev[i]);
 		if (rc != 0) {
-			printf("skipped: 'tc qdisc add ... netem' failed (exit %d): no sch_netem in "
-			       "this kernel? test_lossy_* apply the same impairment in user space\n",
-			       rc);
+			printf(
+			    "skipped: 'tc qdisc add ... netem' failed (exit %d): no sch_netem in "
+			    "this kernel? test_lossy_* apply the same impairment in user space\n",
+			    rc);
 			netns_pair_destroy(&pair);
 			have_pair = false;
 			return 0;
@@ -510,17 +515,14 @@ static void test_netem_reqrep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_udp_stream),
-		cmocka_unit_test(test_udp_reqrep),
-		cmocka_unit_test(test_udp_mismatch),
-		cmocka_unit_test(test_udp_dead_peer),
-		cmocka_unit_test(test_udp_restart),
-		cmocka_unit_test(test_lossy_stream),
-		cmocka_unit_test(test_lossy_reqrep),
+	    cmocka_unit_test(test_udp_stream),	 cmocka_unit_test(test_udp_reqrep),
+	    cmocka_unit_test(test_udp_mismatch), cmocka_unit_test(test_udp_dead_peer),
+	    cmocka_unit_test(test_udp_restart),	 cmocka_unit_test(test_lossy_stream),
+	    cmocka_unit_test(test_lossy_reqrep),
 	};
 	const struct CMUnitTest netem[] = {
-		cmocka_unit_test(test_netem_stream),
-		cmocka_unit_test(test_netem_reqrep),
+	    cmocka_unit_test(test_netem_stream),
+	    cmocka_unit_test(test_netem_reqrep),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rc |= cmocka_run_group_tests_name("netem", netem, netem_setup, netem_teardown);

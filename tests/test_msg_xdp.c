@@ -101,11 +101,12 @@ static void test_xdp_stream(void **state)
 	assert_int_equal(mp_run(&cfg, sh, NULL), 0);
 	assert_int_equal(sh->count[0], p.n);
 	assert_int_equal(sh->count[1], p.n);
-	print_message("%llu ms; retransmitted %llu/%llu, timeouts %llu/%llu, U-Net drops %llu/%llu\n",
-		      (unsigned long long)(proc_now_ms() - t0), (unsigned long long)sh->stat[0][0],
-		      (unsigned long long)sh->stat[1][0], (unsigned long long)sh->stat[0][4],
-		      (unsigned long long)sh->stat[1][4], (unsigned long long)sh->stat[0][6],
-		      (unsigned long long)sh->stat[1][6]);
+	print_message(
+	    "%llu ms; retransmitted %llu/%llu, timeouts %llu/%llu, U-Net drops %llu/%llu\n",
+	    (unsigned long long)(proc_now_ms() - t0), (unsigned long long)sh->stat[0][0],
+	    (unsigned long long)sh->stat[1][0], (unsigned long long)sh->stat[0][4],
+	    (unsigned long long)sh->stat[1][4], (unsigned long long)sh->stat[0][6],
+	    (unsigned long long)sh->stat[1][6]);
 	assert_int_equal(sh->stat[0][1], 0);
 	assert_int_equal(sh->stat[1][1], 0);
 	proc_unshare(sh, sizeof(*sh));
@@ -135,8 +136,8 @@ static void test_xdp_reqrep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xdp_stream),
-		cmocka_unit_test(test_xdp_reqrep),
+	    cmocka_unit_test(test_xdp_stream),
+	    cmocka_unit_test(test_xdp_reqrep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -132,8 +132,7 @@ static int attr_fill(struct unet_msg_ep *mep, const struct unet_msg_attr *in)
 	return 0;
 }
 
-int unet_msg_create(struct unet_ep *ep, const struct unet_msg_attr *attr,
-		    struct unet_msg_ep **out)
+int unet_msg_create(struct unet_ep *ep, const struct unet_msg_attr *attr, struct unet_msg_ep **out)
 {
 	struct unet_msg_ep *mep;
 	int rc;
@@ -376,8 +375,7 @@ int unet_msg_handle(struct unet_msg_ep *mep, uint8_t type, unet_msg_handler fn, 
 	return handle(mep, type, fn, arg);
 }
 
-int unet__msg_handle_reserved(struct unet_msg_ep *mep, uint8_t type, unet_msg_handler fn,
-			      void *arg)
+int unet__msg_handle_reserved(struct unet_msg_ep *mep, uint8_t type, unet_msg_handler fn, void *arg)
 {
 	if (!mep || type < UNET_MSG_TYPE_RESERVED_MIN)
 		return -EINVAL;
@@ -475,8 +473,7 @@ int64_t unet_msg_request(struct unet_msg_ep *mep, unsigned chan, uint8_t type, c
 	return tag;
 }
 
-int unet_msg_reply(struct unet_msg_ep *mep, const struct unet_msg *m, const void *buf,
-		   uint32_t len)
+int unet_msg_reply(struct unet_msg_ep *mep, const struct unet_msg *m, const void *buf, uint32_t len)
 {
 	if (!mep || !m || m->req_id == 0 || m->req_id > UINT32_MAX)
 		return -EINVAL;
@@ -525,8 +522,8 @@ int unet_msg_poll(struct unet_msg_ep *mep, unsigned budget)
 	mep->now = unet__now_ns();
 	msg_reap(mep);
 	while ((unsigned)done < budget && frags < 8 * MSG_BATCH) {
-		unsigned want = budget - (unsigned)done < MSG_BATCH ? budget - (unsigned)done
-								    : MSG_BATCH;
+		unsigned want =
+		    budget - (unsigned)done < MSG_BATCH ? budget - (unsigned)done : MSG_BATCH;
 		int n = unet_recv(mep->ep, mep->rx, want);
 		if (n <= 0)
 			break;
@@ -586,8 +583,7 @@ int unet_msg_idle(struct unet_msg_ep *mep, int timeout_ms)
 	return unet_wait(mep->ep, t);
 }
 
-int unet_msg_wait(struct unet_msg_ep *mep, int64_t req_id, int timeout_ms,
-		  struct unet_msg_comp *c)
+int unet_msg_wait(struct unet_msg_ep *mep, int64_t req_id, int timeout_ms, struct unet_msg_comp *c)
 {
 	uint64_t deadline;
 	struct msg_req *r;
@@ -613,7 +609,8 @@ int unet_msg_wait(struct unet_msg_ep *mep, int64_t req_id, int timeout_ms,
 		uint64_t now = unet__now_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		uint64_t left = deadline == UINT64_MAX ? 1000 : (deadline - now + MS_NS - 1) / MS_NS;
+		uint64_t left =
+		    deadline == UINT64_MAX ? 1000 : (deadline - now + MS_NS - 1) / MS_NS;
 		unet_msg_idle(mep, left > 1000 ? 1000 : (int)left);
 	}
 }

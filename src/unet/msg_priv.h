@@ -25,8 +25,8 @@
 #include "nic.h"
 #include "unet/msg.h"
 
-#define MSG_BATCH 32
-#define MSG_NIL UINT32_MAX
+#define MSG_BATCH      32
+#define MSG_NIL	       UINT32_MAX
 #define MSG_LOSSY_FRAG 1400u /* udp/xdp: fragment + IP/UDP(/Ethernet) under 1500 */
 #define MSG_SYN_MAX_NS (100u * 1000000u)
 /* First sequence number of every session, both ways: close below 2^32 so
@@ -45,11 +45,11 @@ static inline bool seq_lt(uint32_t a, uint32_t b)
 
 struct msg_chan {
 	uint8_t state;
-	bool have_peer;     /* peer_epoch learned from a SYN */
+	bool have_peer;	    /* peer_epoch learned from a SYN */
 	bool peer_knows_me; /* the peer echoed my_epoch */
-	bool ack_now;       /* send a standalone ack at the end of this poll */
+	bool ack_now;	    /* send a standalone ack at the end of this poll */
 	bool recovering;    /* fast go-back done, until snd_una passes recover */
-	bool pong_due;      /* the peer pinged: answer with a PONG echoing pong_seq */
+	bool pong_due;	    /* the peer pinged: answer with a PONG echoing pong_seq */
 	uint32_t pong_seq;
 	int fail_code;
 	uint32_t id;
@@ -61,13 +61,13 @@ struct msg_chan {
 	int32_t chunk;
 	uint64_t stage_off;
 	uint8_t *stage;
-	uint32_t *slen;  /* wire length per slot */
+	uint32_t *slen;	 /* wire length per slot */
 	uint16_t *sinfl; /* unreaped U-Net sends per slot */
 	uint32_t snd_tail, snd_una, snd_nxt, snd_max, snd_end;
 	uint32_t dupacks, recover;
-	uint32_t sack_hi; /* holes below this were resent on selective-ack evidence */
+	uint32_t sack_hi;	 /* holes below this were resent on selective-ack evidence */
 	uint64_t rto_ns, rto_at; /* rto_at 0: timer off */
-	uint64_t progress_at;    /* last ack progress (or start of outstanding data) */
+	uint64_t progress_at;	 /* last ack progress (or start of outstanding data) */
 	uint64_t syn_ns, syn_at;
 	uint64_t heard_at, ping_at;
 	uint32_t nwait; /* requests awaiting a reply on this channel */
@@ -75,7 +75,7 @@ struct msg_chan {
 	/* receive */
 	uint32_t rcv_nxt, ack_sent;
 	uint64_t ack_due; /* delayed ack: when an unacked arrival must be acked */
-	uint8_t *rbuf; /* UNET_MSG_MAX reassembly buffer, kept for the slot's life */
+	uint8_t *rbuf;	  /* UNET_MSG_MAX reassembly buffer, kept for the slot's life */
 	uint32_t rlen, rtag;
 	uint8_t rtype, rflags;
 	bool inmsg, poison;

@@ -127,8 +127,8 @@ void msg_reap(struct unet_msg_ep *mep)
 			owner = mep->chunk_owner[k];
 			if (owner >= 0) {
 				struct msg_chan *mc = &mep->chans[owner];
-				uint64_t s = (mep->comp[i].off - k * mep->attr.stage_size) /
-					     mc->slot_size;
+				uint64_t s =
+				    (mep->comp[i].off - k * mep->attr.stage_size) / mc->slot_size;
 				if (s < mc->nslots && mc->sinfl[s])
 					mc->sinfl[s]--;
 			} else if (owner == -2 && mep->chunk_infl[k] == 0) {
@@ -404,8 +404,8 @@ uint64_t msg_next_deadline(struct unet_msg_ep *mep, struct msg_chan *mc)
 		t = min_nz(t, mc->heard_at + mep->dead_ns);
 		if (mc->state == MC_OPEN)
 			t = min_nz(t, mc->ping_at > mc->heard_at + mep->ping_ns
-					      ? mc->ping_at
-					      : mc->heard_at + mep->ping_ns);
+					  ? mc->ping_at
+					  : mc->heard_at + mep->ping_ns);
 	}
 	return t;
 }
@@ -423,7 +423,8 @@ static void timers(struct unet_msg_ep *mep, struct msg_chan *mc)
 	if (mc->state == MC_SYN) {
 		if (now >= mc->syn_at) {
 			msg_send_syn(mep, mc);
-			mc->syn_ns = mc->syn_ns * 2 < MSG_SYN_MAX_NS ? mc->syn_ns * 2 : MSG_SYN_MAX_NS;
+			mc->syn_ns =
+			    mc->syn_ns * 2 < MSG_SYN_MAX_NS ? mc->syn_ns * 2 : MSG_SYN_MAX_NS;
 			mc->syn_at = now + mc->syn_ns;
 		}
 		return;
@@ -432,7 +433,8 @@ static void timers(struct unet_msg_ep *mep, struct msg_chan *mc)
 		mc->rto_at = 0;
 		if (mc->snd_una != mc->snd_nxt) {
 			mep->st.timeouts++;
-			mc->rto_ns = mc->rto_ns * 2 < mep->rto_max_ns ? mc->rto_ns * 2 : mep->rto_max_ns;
+			mc->rto_ns =
+			    mc->rto_ns * 2 < mep->rto_max_ns ? mc->rto_ns * 2 : mep->rto_max_ns;
 			if (mep->lossy) {
 				/* Resend the oldest unacked alone: the receiver keeps
 				 * what came after it, and partial acks lead us from hole
@@ -440,7 +442,8 @@ static void timers(struct unet_msg_ep *mep, struct msg_chan *mc)
 				 * the timeout only meant a busy receiver, pour more than
 				 * its credit into its buffers and cause real loss. */
 				resend_one(mep, mc);
-				mc->sack_hi = mc->snd_una + 1; /* evidence may resend the rest again */
+				mc->sack_hi =
+				    mc->snd_una + 1; /* evidence may resend the rest again */
 				mc->rto_at = now + mc->rto_ns; /* even if the NIC refused it */
 				mc->recover = mc->snd_max;
 				mc->recovering = true;
@@ -627,7 +630,8 @@ static int frag_accept(struct unet_msg_ep *mep, struct msg_chan *mc, const struc
 		} else if (mc->rreq) {
 			struct msg_req *r = mc->rreq;
 			if (mc->rlen < r->cap) {
-				uint32_t k = r->cap - mc->rlen < f->plen ? r->cap - mc->rlen : f->plen;
+				uint32_t k =
+				    r->cap - mc->rlen < f->plen ? r->cap - mc->rlen : f->plen;
 				memcpy((uint8_t *)r->reply + mc->rlen, f->payload, k);
 			}
 			mc->rlen += f->plen;
@@ -739,7 +743,7 @@ int msg_input(struct unet_msg_ep *mep, struct msg_chan *mc, const struct msg_fra
 			mep->st.frags_ooo++;
 		else
 			mep->st.frags_dup++; /* already kept, or beyond any window */
-		mc->ack_now = true; /* tell the sender where we are */
+		mc->ack_now = true;	     /* tell the sender where we are */
 		return 0;
 	}
 	if (mc->rcv_nxt == mc->ack_sent)

@@ -41,20 +41,20 @@
 #include <stdint.h>
 
 #define MSG_WIRE_VERSION 1
-#define MSG_HDR 16u
-#define MSG_TAG 4u
-#define MSG_SYN_LEN (MSG_HDR + 12u)
-#define MSG_SACK 4u
-#define MSG_MIN_FRAG 64u /* smallest max-fragment a peer may advertise */
+#define MSG_HDR		 16u
+#define MSG_TAG		 4u
+#define MSG_SYN_LEN	 (MSG_HDR + 12u)
+#define MSG_SACK	 4u
+#define MSG_MIN_FRAG	 64u /* smallest max-fragment a peer may advertise */
 
 enum { MSG_OP_DATA = 1, MSG_OP_ACK = 2, MSG_OP_SYN = 3, MSG_OP_RST = 4 };
 
 /* DATA flags */
 #define MSG_F_FIRST 0x01
-#define MSG_F_LAST 0x02
-#define MSG_F_REQ 0x04
+#define MSG_F_LAST  0x02
+#define MSG_F_REQ   0x04
 #define MSG_F_REPLY 0x08
-#define MSG_F_NACK 0x10
+#define MSG_F_NACK  0x10
 /* ACK flags */
 #define MSG_F_PING 0x20
 #define MSG_F_PONG 0x80
@@ -65,11 +65,11 @@ enum { MSG_OP_DATA = 1, MSG_OP_ACK = 2, MSG_OP_SYN = 3, MSG_OP_RST = 4 };
 struct msg_frag {
 	uint8_t op, flags, type;
 	uint32_t epoch, seq, ack;
-	uint32_t tag;                  /* DATA with REQ or REPLY */
+	uint32_t tag;			/* DATA with REQ or REPLY */
 	uint32_t echo, credit, maxfrag; /* SYN */
-	uint32_t sack;                  /* ACK: bitmap after `ack`, when has_sack */
+	uint32_t sack;			/* ACK: bitmap after `ack`, when has_sack */
 	uint8_t has_sack;
-	int32_t status;                /* NACK */
+	int32_t status; /* NACK */
 	const uint8_t *payload;
 	uint32_t plen;
 };
@@ -88,13 +88,12 @@ static inline void msg_put32(uint8_t *p, uint32_t v)
 
 static inline uint32_t msg_get32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* Write a header; the ack field is (re)written at each transmission. */
-static inline void msg_put_hdr(uint8_t *p, uint8_t op, uint8_t flags, uint8_t type,
-			       uint32_t epoch, uint32_t seq, uint32_t ack)
+static inline void msg_put_hdr(uint8_t *p, uint8_t op, uint8_t flags, uint8_t type, uint32_t epoch,
+			       uint32_t seq, uint32_t ack)
 {
 	p[0] = op;
 	p[1] = flags;
