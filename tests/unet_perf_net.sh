@@ -84,6 +84,7 @@ for p in ("xdp", "xdp_generic", "udp_nic", "kernel_mmsg"):
     need(det.get("received_in_windows", 0) > 0, "%s received something" % p)
     need(det.get("received_in_windows", 0) <= det.get("sent", 0), "%s got no more than sent" % p)
     need(det.get("duplicated") == 0, "%s delivered nothing twice" % p)
+    need(pos(det.get("sender_cpu_ns_per_packet")), "%s sender CPU per packet" % p)
     rounds = det.get("pps_per_round", [])
     need(len(rounds) == d.get("rate_rounds") == 1 and close(rounds[0], pps.get(p)),
          "%s rate = its one round" % p)

@@ -77,6 +77,7 @@ struct net_report {
 	uint64_t rx_in_window; /* ... and those the receiver counted in its windows */
 	uint64_t rx_dropped;   /* receiver's drop counters after the runs */
 	uint64_t rx_reordered, rx_duplicated; /* see struct net_seqs */
+	uint64_t tx_cpu_ns; /* sender's CPU time while streaming (softirq work included) */
 };
 extern struct net_report net_report[NR_MAX];
 
@@ -87,6 +88,7 @@ struct net_shared {
 	uint64_t rx_in_window;
 	uint64_t rx_dropped;
 	uint64_t rx_reordered, rx_duplicated;
+	uint64_t tx_cpu_ns;
 };
 struct net_shared *net_shared_map(void); /* NULL on failure */
 /* Copy into net_report[which] and unmap. */
@@ -153,6 +155,12 @@ static inline void net_seqs_note(struct net_seqs *s, uint64_t seq)
 	if (seq > s->last)
 		s->last = seq;
 }
+
+/* CPU time of the calling thread, ns. Without IRQ time accounting (as here)
+ * the softirq work a send triggers -- the whole receive side of the veth --
+ * runs and is charged in the sender's context, so sender CPU per packet is
+ * the path's full per-packet cost, whatever share of a CPU it got. */
+uint64_t net_thread_cpu_ns(void);
 
 /* ---- the paths (net_unet.c, net_kudp.c) ---------------------------------- */
 

@@ -137,6 +137,11 @@ static const char *xdp_info(bool generic, int side)
 	return "";
 }
 
+static double cpu_per_packet(const struct net_report *nr)
+{
+	return nr->tx_sent ? (double)nr->tx_cpu_ns / (double)nr->tx_sent : NAN;
+}
+
 static double load_of(const char *s)
 {
 	return s[0] ? atof(s) : NAN;
@@ -250,6 +255,9 @@ static void print_text(const struct run *R)
 				for (unsigned k = 0; k < R->nrate[i]; k++)
 					printf(" %.3f", R->rate[i][k]);
 				printf(")\n");
+				printf("  %-16s sender CPU %.0f ns per packet sent (%.3f Mpps per "
+				       "sender CPU)\n",
+				       "", cpu_per_packet(nr), 1e3 / cpu_per_packet(nr));
 				printf("  %-16s sent %llu, received in windows %llu, "
 				       "receiver drops %llu, late %llu, twice %llu\n",
 				       "", (unsigned long long)nr->tx_sent,
@@ -272,6 +280,12 @@ static void print_text(const struct run *R)
 		printf("  %-32s    not measured (--no-stream)\n", "xdp 64 B rate / kernel mmsg");
 	else
 		print_bar("xdp 64 B rate / kernel mmsg", a.pps, g.pps, BAR_PPS, false);
+	if (!o->no_stream)
+		printf("  kernel / xdp sender CPU per 64 B packet: %.2fx (xdp), %.2fx (xdp generic)\n",
+		       cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			   cpu_per_packet(&net_report[NR_PPS_XDP]),
+		       cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			   cpu_per_packet(&net_report[NR_PPS_XDP_GENERIC]));
 	printf("  udp NIC / udp busy-poll RTT: %.2fx\n",
 	       median_at(&R->lat[L_UDP_NIC], 8) / median_at(&R->lat[L_BUSY], 8));
 	for (int i = 0; i < NLAT; i++)
@@ -376,6 +390,14 @@ static void print_json(FILE *f, const struct run *R)
 	perf_json_close(&j);
 	perf_json_num(&j, "ratio_pps_xdp_kernel", a.pps);
 	perf_json_num(&j, "ratio_pps_xdp_generic_kernel", g.pps);
+	/* The same ratio in sender CPU per packet: what the rates would be on
+	 * idle CPUs, and what a contended run cannot show. */
+	perf_json_num(&j, "ratio_cpu_per_packet_kernel_xdp",
+		      cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			  cpu_per_packet(&net_report[NR_PPS_XDP]));
+	perf_json_num(&j, "ratio_cpu_per_packet_kernel_xdp_generic",
+		      cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			  cpu_per_packet(&net_report[NR_PPS_XDP_GENERIC]));
 	perf_json_obj(&j, "pps_detail");
 	for (int i = 0; i < NPPS; i++) {
 		const struct net_report *nr = &net_report[pps_report[i]];
@@ -388,6 +410,7 @@ static void print_json(FILE *f, const struct run *R)
 		perf_json_int(&j, "reordered", (int64_t)nr->rx_reordered);
 		perf_json_int(&j, "duplicated", (int64_t)nr->rx_duplicated);
 		perf_json_int(&j, "runs_per_round", PERF_STREAM_REPS);
+		perf_json_num(&j, "sender_cpu_ns_per_packet", cpu_per_packet(nr));
 		perf_json_arr(&j, "pps_per_round");
 		for (unsigned k = 0; k < R->nrate[i]; k++)
 			perf_json_num(&j, NULL, R->rate[i][k] * 1e6);

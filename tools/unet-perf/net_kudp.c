@@ -220,6 +220,7 @@ static int mmsg_stream_tx(void *vc, size_t size, uint64_t count)
 {
 	struct kudp_ctx *c = vc;
 	const uint64_t end = perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
+	const uint64_t cpu0 = net_thread_cpu_ns();
 	struct mmsghdr mh[BATCH];
 	struct iovec iov[BATCH];
 	uint64_t sent = 0;
@@ -254,6 +255,7 @@ static int mmsg_stream_tx(void *vc, size_t size, uint64_t count)
 		sent += (uint64_t)r;
 	}
 	c->sh->tx_sent += sent;
+	c->sh->tx_cpu_ns += net_thread_cpu_ns() - cpu0;
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 
 #include "net.h"
@@ -41,6 +42,7 @@ void net_shared_done(struct net_shared *sh, int which)
 	r->rx_dropped += sh->rx_dropped;
 	r->rx_reordered += sh->rx_reordered;
 	r->rx_duplicated += sh->rx_duplicated;
+	r->tx_cpu_ns += sh->tx_cpu_ns;
 	r->valid = true;
 	munmap(sh, sizeof(*sh));
 }
@@ -73,4 +75,12 @@ void net_seqs_free(struct net_seqs *s)
 {
 	free(s->seen);
 	s->seen = NULL;
+}
+
+uint64_t net_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

@@ -283,6 +283,7 @@ static int ep_stream_tx(void *vc, size_t size, uint64_t count)
 	struct ep_ctx *c = vc;
 	const bool inl = size <= UNET_INLINE_MAX;
 	const uint64_t end = perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
+	const uint64_t cpu0 = net_thread_cpu_ns();
 	uint64_t sent = 0;
 	struct unet_desc d[BATCH];
 	int rc = 0;
@@ -331,6 +332,7 @@ static int ep_stream_tx(void *vc, size_t size, uint64_t count)
 		if ((rc = reap(c)) == 0 && c->outstanding)
 			rc = perf_wait_step(&w);
 	c->sh->tx_sent += sent;
+	c->sh->tx_cpu_ns += net_thread_cpu_ns() - cpu0;
 	return rc;
 }
 
