@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev libcmocka-dev libbpf-dev libxdp-dev
-      libelf-dev zlib1g-dev iproute2 ethtool ucx-utils)
+      libelf-dev zlib1g-dev iproute2 ethtool ucx-utils zookeeper libzookeeper-mt-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
