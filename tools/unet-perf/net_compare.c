@@ -765,8 +765,9 @@ static const char net_help[] =
     "                     reported (default 3; each round is 5 runs per path)\n"
     "\n"
     "Default sizes here: 8,64,256,1K,1400 (at most 1472: one datagram in the veth's\n"
-    "1500-byte MTU). --no-stream skips the packet-rate runs. Needs root (namespaces,\n"
-    "veth, XDP); without it nothing is measured and the exit code is 77.\n";
+    "1500-byte MTU). --no-stream skips the packet-rate runs; --stream-bytes is not\n"
+    "used (rates are counted over time windows). Needs root (namespaces, veth,\n"
+    "XDP); without it nothing is measured and the exit code is 77.\n";
 
 static bool default_sizes(const struct perf_opts *o)
 {
