@@ -32,9 +32,9 @@ static void test_basics(void **state)
 	assert_int_equal(h.used, 256);
 	/* A hole is found again first-fit. */
 	assert_int_equal(unet__rdma_heap_free(&h, b, 65), 0);
-	assert_int_equal(unet__rdma_heap_free(&h, b, 65), -EINVAL);      /* double */
-	assert_int_equal(unet__rdma_heap_free(&h, 1024 + 8, 64), -EINVAL); /* unaligned */
-	assert_int_equal(unet__rdma_heap_free(&h, 0, 64), -EINVAL);      /* below */
+	assert_int_equal(unet__rdma_heap_free(&h, b, 65), -EINVAL);	      /* double */
+	assert_int_equal(unet__rdma_heap_free(&h, 1024 + 8, 64), -EINVAL);    /* unaligned */
+	assert_int_equal(unet__rdma_heap_free(&h, 0, 64), -EINVAL);	      /* below */
 	assert_int_equal(unet__rdma_heap_free(&h, 1024 + 4096, 64), -EINVAL); /* above */
 	assert_int_equal(unet__rdma_heap_free(&h, UINT64_MAX - 63, 64), -EINVAL);
 	assert_int_equal(unet__rdma_heap_alloc(&h, 100, &b), 0);
@@ -51,7 +51,7 @@ static void test_basics(void **state)
 }
 
 #define UNITS 1024 /* heap of 1024 64-byte units */
-#define LIVE 64
+#define LIVE  64
 
 static void test_random(void **state)
 {
@@ -78,7 +78,8 @@ static void test_random(void **state)
 			assert_true(u0 + nu <= UNITS);
 			for (uint64_t u = u0; u < u0 + nu; u++) {
 				if (owner[u])
-					fail_msg("step %d: overlap at unit %lu", step, (unsigned long)u);
+					fail_msg("step %d: overlap at unit %lu", step,
+						 (unsigned long)u);
 				owner[u] = (uint8_t)(nlive + 1);
 			}
 			live[nlive].off = off;
@@ -92,7 +93,8 @@ static void test_random(void **state)
 				owner[u] = 0;
 			live[i] = live[--nlive];
 			for (int k = 0; k < nlive; k++) {
-				uint64_t v0 = (live[k].off - 640) / 64, nv = (live[k].len + 63) / 64;
+				uint64_t v0 = (live[k].off - 640) / 64,
+					 nv = (live[k].len + 63) / 64;
 				for (uint64_t u = v0; u < v0 + nv; u++)
 					owner[u] = (uint8_t)(k + 1);
 			}
@@ -115,8 +117,8 @@ static void test_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basics),
-		cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_basics),
+	    cmocka_unit_test(test_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,11 +72,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, suite_setup, suite_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_ops_udp_alloc),     T(test_ops_udp_reg),     T(test_ops_shm_reg),
-		T(test_ops_shm_nopool),    T(test_atomics_udp_alloc), T(test_atomics_udp_reg),
-		T(test_atomics_shm_reg),   T(test_atomics_shm_nopool), T(test_protect_udp_alloc),
-		T(test_protect_udp_reg),   T(test_protect_shm_reg), T(test_protect_shm_nopool),
-		T(test_stopped_target),
+	    T(test_ops_udp_alloc),   T(test_ops_udp_reg),	 T(test_ops_shm_reg),
+	    T(test_ops_shm_nopool),  T(test_atomics_udp_alloc),	 T(test_atomics_udp_reg),
+	    T(test_atomics_shm_reg), T(test_atomics_shm_nopool), T(test_protect_udp_alloc),
+	    T(test_protect_udp_reg), T(test_protect_shm_reg),	 T(test_protect_shm_nopool),
+	    T(test_stopped_target),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,7 +142,7 @@ static void test_quarantine(void **state)
 	assert_int_equal(unet_mr_revoke(n.r, a), 0);
 	assert_int_equal(unet_mr_alloc(n.r, 600 << 10, UNET_MR_READ, &b), -ENOMEM);
 	assert_int_equal(addr_a[12345], 0x77); /* untouched while quarantined */
-	s->seq = 4; /* it left its access */
+	s->seq = 4;			       /* it left its access */
 	assert_int_equal(unet_mr_alloc(n.r, 600 << 10, UNET_MR_READ, &b), 0);
 	assert_ptr_equal(unet_mr_addr(b), addr_a);
 	for (uint32_t i = 0; i < (600u << 10); i++)
@@ -169,7 +169,7 @@ static void test_quarantine(void **state)
  * the region and allocates one of the same size (which may reuse its
  * memory): the new region is zero when handed out and stays zero while the
  * writer keeps using the revoked key. */
-#define RACE_LEN 65536u
+#define RACE_LEN    65536u
 #define RACE_ROUNDS 300
 
 static int race_writer(void *arg)
@@ -190,8 +190,8 @@ static int race_writer(void *arg)
 	while (!proc_get_u32(&sh->done)) {
 		uint64_t key = __atomic_load_n(&sh->key, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < 16; k++, i++)
-			if (unet_rdma_write(n.r, (unsigned)ch, key, (i * 4160) % (RACE_LEN - 64), ff, 64,
-					    key) < 0)
+			if (unet_rdma_write(n.r, (unsigned)ch, key, (i * 4160) % (RACE_LEN - 64),
+					    ff, 64, key) < 0)
 				return 12;
 		if (rwait(n.r, c, 16, 5000) != 16)
 			return 13;
@@ -228,15 +228,16 @@ static void test_revoke_race(void **state)
 	assert_true(pid > 0);
 	/* Room for two regions: the new one reuses the old one's memory
 	 * whenever it is not held in quarantine. */
-	assert_int_equal(rnode_open(&n, "shm", sh->taddr, RDMA_SLOTS_BYTES + 2 * RACE_LEN, NULL), 0);
+	assert_int_equal(rnode_open(&n, "shm", sh->taddr, RDMA_SLOTS_BYTES + 2 * RACE_LEN, NULL),
+			 0);
 	assert_true(rnode_connect(&n, sh->iaddr[0]) >= 0);
 	assert_int_equal(unet_mr_alloc(n.r, RACE_LEN, UNET_MR_WRITE, &a), 0);
 	for (int round = 0; round < RACE_ROUNDS; round++) {
 		uint64_t before = __atomic_load_n(&sh->word_expect[0], __ATOMIC_RELAXED);
 		__atomic_store_n(&sh->key, unet_mr_key(a), __ATOMIC_RELEASE);
 		/* Let some writes land, then pull the region from under them. */
-		for (int spin = 0; spin < 200000 &&
-				   __atomic_load_n(&sh->word_expect[0], __ATOMIC_RELAXED) < before + 8;
+		for (int spin = 0; spin < 200000 && __atomic_load_n(&sh->word_expect[0],
+								    __ATOMIC_RELAXED) < before + 8;
 		     spin++)
 			if (spin % 1000 == 999)
 				sched_yield();
@@ -257,14 +258,16 @@ static void test_revoke_race(void **state)
 		for (int spin = 0; spin < 20000; spin++) /* the writer still uses the old key */
 			__builtin_ia32_pause();
 		if (!all_zero(m, RACE_LEN))
-			fail_msg("round %d: a write with a revoked key landed in new memory", round);
+			fail_msg("round %d: a write with a revoked key landed in new memory",
+				 round);
 		a = b;
 	}
 	proc_set_u32(&sh->done, 1);
 	assert_int_equal(proc_wait(pid, 10000), 0);
-	print_message("%u of %d rounds reused the revoked memory; %llu writes landed, %llu refused\n",
-		      reused, RACE_ROUNDS, (unsigned long long)sh->word_expect[0],
-		      (unsigned long long)sh->word_expect[1]);
+	print_message(
+	    "%u of %d rounds reused the revoked memory; %llu writes landed, %llu refused\n", reused,
+	    RACE_ROUNDS, (unsigned long long)sh->word_expect[0],
+	    (unsigned long long)sh->word_expect[1]);
 	assert_true(sh->word_expect[0] > 0 && sh->word_expect[1] > 0);
 	rnode_close(&n);
 }
@@ -311,7 +314,8 @@ static void test_unreachable(void **state)
 	assert_int_equal(unet_rdma_read(n.r, 63, key, 0, buf, 8, 1), -ENOTCONN);
 	assert_int_equal(unet_rdma_read(n.r, 4000, key, 0, buf, 8, 1), -ENOTCONN);
 	/* A served key on a channel msg is not attached to. */
-	assert_int_equal(unet_rdma_read(n.r, (unsigned)ch, 1ull << 40 | 1, 0, buf, 8, 1), -ENOTCONN);
+	assert_int_equal(unet_rdma_read(n.r, (unsigned)ch, 1ull << 40 | 1, 0, buf, 8, 1),
+			 -ENOTCONN);
 	/* The peer dies: operations complete with -ECONNRESET once we notice. */
 	proc_set_u32(&sh->done, 1);
 	assert_int_equal(proc_wait(pid, 10000), 0);
@@ -339,8 +343,8 @@ static void test_bad_args(void **state)
 	assert_int_equal(rnode_open(&n, "shm", name, POOL, NULL), 0);
 	assert_int_equal(unet_rdma_create(NULL, NULL, &r2), -EINVAL);
 	assert_int_equal(unet_rdma_create(n.mep, NULL, &r2), -EBUSY); /* one per endpoint */
-	assert_int_equal(unet_rdma_create(n.mep, &(struct unet_rdma_attr){.max_mrs = 1u << 30}, &r2),
-			 -EINVAL);
+	assert_int_equal(
+	    unet_rdma_create(n.mep, &(struct unet_rdma_attr){.max_mrs = 1u << 30}, &r2), -EINVAL);
 	assert_int_equal(unet_mr_alloc(n.r, 0, UNET_MR_READ, &mr), -EINVAL);
 	assert_int_equal(unet_mr_alloc(n.r, 64, 0x80, &mr), -EINVAL);
 	assert_int_equal(unet_mr_alloc(n.r, (size_t)1 << 40, UNET_MR_READ, &mr), -ENOMEM);
@@ -369,10 +373,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, suite_setup, suite_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_ops),        T(test_target_stopped), T(test_concurrent_atomics),
-		T(test_protect),    T(test_revoke),         T(test_revoke_race),
-		T(test_quarantine),
-		T(test_unreachable), T(test_bad_args),
+	    T(test_ops),	T(test_target_stopped), T(test_concurrent_atomics),
+	    T(test_protect),	T(test_revoke),		T(test_revoke_race),
+	    T(test_quarantine), T(test_unreachable),	T(test_bad_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

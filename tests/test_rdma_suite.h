@@ -37,9 +37,9 @@
 #include "rdma_wire.h"
 #include "test_rdma_util.h"
 
-#define SUITE_POOL (8u << 20)
+#define SUITE_POOL   (8u << 20)
 #define SUITE_REGION (1u << 20)
-#define SUITE_NINIT 3
+#define SUITE_NINIT  3
 
 enum { TARGET = 0, INITIATOR = 1 };
 
@@ -48,9 +48,9 @@ struct cfg {
 			       initiator's NULL: the target's) */
 	const char *ip[2];  /* udp/xdp: each side's address (NULL: 127.0.0.1) */
 	const char *ns[2];  /* each side's network namespace (NULL: ours) */
-	size_t pool;        /* target's shm RDMA pool (0: none) */
-	bool reg;           /* regions from unet_mr_reg rather than unet_mr_alloc */
-	bool serve;         /* the target must poll */
+	size_t pool;	    /* target's shm RDMA pool (0: none) */
+	bool reg;	    /* regions from unet_mr_reg rather than unet_mr_alloc */
+	bool serve;	    /* the target must poll */
 };
 
 /* Shared with the children. Addresses are shm names or udp ports. */
@@ -267,8 +267,8 @@ static void ops_exercise(struct rnode *n, int ch, uint64_t key)
 	uint64_t old;
 
 	/* Reads of many sizes and alignments (served ones cross chunks). */
-	const uint32_t lens[] = {0, 1, 7, 8, 63, 64, 65, 4096, 32768, 32769, 65536, 100000,
-				 SUITE_REGION};
+	const uint32_t lens[] = {0,    1,     7,     8,	    63,	    64,		 65,
+				 4096, 32768, 32769, 65536, 100000, SUITE_REGION};
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		uint64_t off = lens[i] == SUITE_REGION ? 0 : (i * 4099) % (SUITE_REGION - lens[i]);
 		memset(buf, 0xee, lens[i] + 1);
@@ -430,7 +430,8 @@ static int atomics_initiator(void *arg)
 	for (int done = 0; done < fadds;) {
 		int batch = fadds - done < 32 ? fadds - done : 32;
 		for (int i = 0; i < batch; i++)
-			if (unet_rdma_fadd(n.r, (unsigned)ch, sh->key, 0, (uint64_t)a->idx + 1, 0) < 0)
+			if (unet_rdma_fadd(n.r, (unsigned)ch, sh->key, 0, (uint64_t)a->idx + 1, 0) <
+			    0)
 				return 13;
 		if (rwait(n.r, comp, batch, 20000) != batch)
 			return 14;
@@ -487,9 +488,9 @@ static void suite_atomics(const struct cfg *c)
 	while (local < LOCAL || proc_get_u32(&sh->finished) < SUITE_NINIT) {
 		__atomic_fetch_add(&w[0], 7, __ATOMIC_SEQ_CST);
 		uint64_t cur = __atomic_load_n(&w[1], __ATOMIC_RELAXED);
-		while (local < CASES && !__atomic_compare_exchange_n(&w[1], &cur, cur + 1, false,
-								     __ATOMIC_SEQ_CST,
-								     __ATOMIC_RELAXED))
+		while (local < CASES &&
+		       !__atomic_compare_exchange_n(&w[1], &cur, cur + 1, false, __ATOMIC_SEQ_CST,
+						    __ATOMIC_RELAXED))
 			;
 		local++;
 		if (c->serve)
@@ -516,8 +517,11 @@ enum { K_RWA, K_RO, K_RW, K_WO, K_REVOKED, K_N };
 #define PROT_LEN 4096u
 
 static const unsigned prot_perms[K_N] = {
-	UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC, UNET_MR_READ, UNET_MR_READ | UNET_MR_WRITE,
-	UNET_MR_WRITE, UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC,
+    UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC,
+    UNET_MR_READ,
+    UNET_MR_READ | UNET_MR_WRITE,
+    UNET_MR_WRITE,
+    UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC,
 };
 
 /* Target: five regions with distinct patterns (the fifth revoked before
@@ -565,8 +569,8 @@ static void sentinel_check(const uint8_t *b, size_t n)
 
 /* One READ and one WRITE against (key, off, len), both expected to fail
  * with `want`, neither touching our buffer. */
-static void expect_rw(struct rnode *n, int ch, uint64_t key, uint64_t off, uint32_t len,
-		      int want_r, int want_w)
+static void expect_rw(struct rnode *n, int ch, uint64_t key, uint64_t off, uint32_t len, int want_r,
+		      int want_w)
 {
 	static uint8_t buf[65536 + 64];
 
@@ -602,8 +606,12 @@ static void suite_protect(const struct cfg *c)
 
 	/* Wrong keys: a flipped tag bit, another slot, the one-sided flag
 	 * toggled, zero, all ones; and a revoked key. */
-	const uint64_t bad[] = {k[K_RWA] ^ (1ull << 40), k[K_RWA] ^ (1ull << 63),
-				(k[K_RWA] & ~0x7fffffull) | 900, 0, UINT64_MAX, k[K_REVOKED],
+	const uint64_t bad[] = {k[K_RWA] ^ (1ull << 40),
+				k[K_RWA] ^ (1ull << 63),
+				(k[K_RWA] & ~0x7fffffull) | 900,
+				0,
+				UINT64_MAX,
+				k[K_REVOKED],
 				k[K_RWA] ^ (1ull << 23)};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		/* A key without the one-sided flag is sent to the target to
@@ -617,16 +625,16 @@ static void suite_protect(const struct cfg *c)
 	const struct {
 		uint64_t off;
 		uint32_t len;
-	} out[] = {{PROT_LEN, 1}, {PROT_LEN - 63, 64}, {PROT_LEN + 1, 0}, {1ull << 40, 8},
-		   {UINT64_MAX - 3, 8}, {UINT64_MAX, 1}, {8, 65536}, {0, PROT_LEN + 1}};
+	} out[] = {{PROT_LEN, 1},	{PROT_LEN - 63, 64}, {PROT_LEN + 1, 0}, {1ull << 40, 8},
+		   {UINT64_MAX - 3, 8}, {UINT64_MAX, 1},     {8, 65536},	{0, PROT_LEN + 1}};
 	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
 		expect_rw(&n, ch, k[K_RWA], out[i].off, out[i].len, -ERANGE, -ERANGE);
 	expect_atomics(&n, ch, k[K_RWA], PROT_LEN, -ERANGE);
 	expect_atomics(&n, ch, k[K_RWA], UINT64_MAX - 7, -ERANGE);
 	/* Not permitted. */
-	expect_rw(&n, ch, k[K_RO], 0, 64, 1, -EACCES);    /* read-only written */
-	expect_rw(&n, ch, k[K_WO], 0, 64, -EACCES, 1);    /* write-only read */
-	expect_atomics(&n, ch, k[K_RO], 0, -EACCES);      /* no atomics */
+	expect_rw(&n, ch, k[K_RO], 0, 64, 1, -EACCES); /* read-only written */
+	expect_rw(&n, ch, k[K_WO], 0, 64, -EACCES, 1); /* write-only read */
+	expect_atomics(&n, ch, k[K_RO], 0, -EACCES);   /* no atomics */
 	expect_atomics(&n, ch, k[K_RW], 0, -EACCES);
 	expect_atomics(&n, ch, k[K_WO], 0, -EACCES);
 	/* Misaligned atomics. */

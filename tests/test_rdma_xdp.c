@@ -49,10 +49,10 @@ static int group_setup(void **state)
 		return 0;
 	}
 	xdp_alloc = (struct cfg){
-		.nic = {uri[0], uri[1]},
-		.ip = {pair.ip[0], pair.ip[1]},
-		.ns = {pair.ns[0], pair.ns[1]},
-		.serve = true,
+	    .nic = {uri[0], uri[1]},
+	    .ip = {pair.ip[0], pair.ip[1]},
+	    .ns = {pair.ns[0], pair.ns[1]},
+	    .serve = true,
 	};
 	xdp_reg = xdp_alloc;
 	xdp_reg.reg = true;
@@ -102,10 +102,10 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, suite_setup, suite_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_ops),
-		T(test_atomics),
-		T(test_protect_alloc),
-		T(test_protect_reg),
+	    T(test_ops),
+	    T(test_atomics),
+	    T(test_protect_alloc),
+	    T(test_protect_reg),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

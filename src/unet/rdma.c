@@ -58,21 +58,21 @@
 #include "rdma_wire.h"
 #include "unet/rdma.h"
 
-#define DEF_POOL (64u << 20)
-#define DEF_MRS 256u
-#define DEF_CQ 4096u
+#define DEF_POOL       (64u << 20)
+#define DEF_MRS	       256u
+#define DEF_CQ	       4096u
 #define DEF_TIMEOUT_MS 5000u
-#define MAX_CQ (1u << 20)
-#define DEFER_SLOTS 4096u
-#define POLL_BUDGET 64u
+#define MAX_CQ	       (1u << 20)
+#define DEFER_SLOTS    4096u
+#define POLL_BUDGET    64u
 
 enum mr_kind { MR_FREE = 0, MR_POOL, MR_HEAP, MR_USER };
 
 struct unet_mr {
-	uint64_t key;  /* 0 while the slot is free */
+	uint64_t key; /* 0 while the slot is free */
 	uint8_t *addr;
 	size_t len;
-	size_t span;   /* bytes taken from the pool or the heap budget */
+	size_t span; /* bytes taken from the pool or the heap budget */
 	uint64_t pool_off;
 	uint64_t last_tag; /* never reuse a slot's tag (seqlock readers rely on it) */
 	unsigned perms;
@@ -95,11 +95,11 @@ enum { IC_NONE = 0, IC_ONESIDED, IC_SERVED };
 
 /* What an initiator knows about the peer on one channel. */
 struct ichan {
-	uint64_t inst;     /* peer's rdma instance our slot belongs to */
-	uint64_t seq;      /* our slot's sequence number (we are its only writer) */
+	uint64_t inst;	   /* peer's rdma instance our slot belongs to */
+	uint64_t seq;	   /* our slot's sequence number (we are its only writer) */
 	uint32_t slot_off; /* pool offset of our slot */
 	uint8_t mode;
-	bool fence;        /* fence at entry instead of relying on membarrier */
+	bool fence; /* fence at entry instead of relying on membarrier */
 };
 
 enum { OP_FREE = 0, OP_ACTIVE };
@@ -140,9 +140,9 @@ struct unet_rdma {
 	struct unet__rdma_heap heap;
 	struct quarantine *quar;
 	size_t heap_used, heap_max; /* MR_HEAP bytes */
-	int mb_cmd;                 /* membarrier command for revoke, 0: none */
-	bool mb_registered;         /* initiators: expedited membarrier reaches us */
-	uint64_t token;             /* our claim on peers' initiator slots */
+	int mb_cmd;		    /* membarrier command for revoke, 0: none */
+	bool mb_registered;	    /* initiators: expedited membarrier reaches us */
+	uint64_t token;		    /* our claim on peers' initiator slots */
 	uint64_t quar_check_ns;
 
 	/* Initiator side. */
@@ -151,7 +151,7 @@ struct unet_rdma {
 	struct rdma_op *ops;
 	uint32_t *free_ops, nfree;
 	uint32_t pend_head, pend_tail; /* FIFO of ops with chunks to send */
-	uint32_t nactive;              /* served ops in flight */
+	uint32_t nactive;	       /* served ops in flight */
 	uint64_t timeout_ns, tick;
 	uint32_t polls;
 
@@ -272,8 +272,7 @@ static bool quarantine_over(struct unet_rdma *r, struct quarantine *q, bool slow
 	uint32_t i = 0;
 
 	while (i < q->n) {
-		struct unet__rdma_islot *s =
-			islot(r->pool.base, (uint64_t)q->w[i].slot * 64);
+		struct unet__rdma_islot *s = islot(r->pool.base, (uint64_t)q->w[i].slot * 64);
 		uint64_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
 		uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
 		if (owner != q->w[i].owner || seq != q->w[i].seq ||
@@ -590,8 +589,7 @@ int unet_mr_alloc(struct unet_rdma *r, size_t len, unsigned perms, struct unet_m
 	return 0;
 }
 
-int unet_mr_reg(struct unet_rdma *r, void *addr, size_t len, unsigned perms,
-		struct unet_mr **out)
+int unet_mr_reg(struct unet_rdma *r, void *addr, size_t len, unsigned perms, struct unet_mr **out)
 {
 	struct unet_mr *mr;
 
@@ -738,8 +736,8 @@ static int onesided(struct ichan *ic, const struct unet_pool_view *v, uint8_t op
 							    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 				break;
 			default:
-				*value = __atomic_fetch_add((uint64_t *)(void *)p, a0,
-							    __ATOMIC_SEQ_CST);
+				*value =
+				    __atomic_fetch_add((uint64_t *)(void *)p, a0, __ATOMIC_SEQ_CST);
 				break;
 			}
 		}
@@ -778,10 +776,15 @@ static int op_send_chunk(struct unet_rdma *r, struct rdma_op *o)
 			plen = clen;
 	}
 	struct unet__rdma_req q = {
-		.op = o->op, .clen = clen, .key = o->key, .off = o->off,
-		.total = o->op >= UNET_RDMA_CAS ? 8 : o->len, .coff = coff,
-		.arg0 = o->a0, .arg1 = o->a1,
-		.cookie = (uint64_t)o->gen << 32 | (uint32_t)(o - r->ops),
+	    .op = o->op,
+	    .clen = clen,
+	    .key = o->key,
+	    .off = o->off,
+	    .total = o->op >= UNET_RDMA_CAS ? 8 : o->len,
+	    .coff = coff,
+	    .arg0 = o->a0,
+	    .arg1 = o->a1,
+	    .cookie = (uint64_t)o->gen << 32 | (uint32_t)(o - r->ops),
 	};
 	unet__rdma_enc_req(r->req_hdr, &q);
 	int rc = unet__msg_send2(r->mep, o->chan, UNET__RDMA_MSG_REQ, r->req_hdr, RDMA_REQ_HDR,
@@ -989,9 +992,9 @@ static int send_reply(struct unet_rdma *r, uint16_t chan, const struct unet__rdm
 
 	if (q->op == UNET_RDMA_READ) {
 		struct unet_mr *mr = mr_lookup(r, q->key);
-		rep->status = mr ? unet__rdma_check(mr->addr, mr->len, mr->perms, q->op, q->off,
-						    q->total)
-				 : -EACCES;
+		rep->status =
+		    mr ? unet__rdma_check(mr->addr, mr->len, mr->perms, q->op, q->off, q->total)
+		       : -EACCES;
 		if (rep->status == 0 && q->clen)
 			data = mr->addr + q->off + q->coff;
 		rep->len = rep->status == 0 ? q->clen : 0;
@@ -1028,8 +1031,9 @@ static void on_request(struct unet_msg_ep *mep, const struct unet_msg *m, void *
 	rep.coff = q.coff;
 	if (q.op != UNET_RDMA_READ) {
 		struct unet_mr *mr = mr_lookup(r, q.key);
-		rep.status = mr ? unet__rdma_exec(mr->addr, mr->len, mr->perms, &q, NULL, &rep.value)
-				: -EACCES;
+		rep.status =
+		    mr ? unet__rdma_exec(mr->addr, mr->len, mr->perms, &q, NULL, &rep.value)
+		       : -EACCES;
 	}
 	/* Replies leave in order: behind any deferred one. */
 	if (r->def_head == r->def_tail) {
@@ -1120,20 +1124,19 @@ int unet_rdma_write(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t o
 {
 	if (!r || (!local && len))
 		return -EINVAL;
-	return post(r, UNET_RDMA_WRITE, chan, key, off, (void *)(uintptr_t)local, len, 0, 0,
-		    wr_id);
+	return post(r, UNET_RDMA_WRITE, chan, key, off, (void *)(uintptr_t)local, len, 0, 0, wr_id);
 }
 
-int unet_rdma_cas(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t off,
-		  uint64_t expect, uint64_t desired, uint64_t wr_id)
+int unet_rdma_cas(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t off, uint64_t expect,
+		  uint64_t desired, uint64_t wr_id)
 {
 	if (!r)
 		return -EINVAL;
 	return post(r, UNET_RDMA_CAS, chan, key, off, NULL, 8, expect, desired, wr_id);
 }
 
-int unet_rdma_fadd(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t off,
-		   uint64_t add, uint64_t wr_id)
+int unet_rdma_fadd(struct unet_rdma *r, unsigned chan, uint64_t key, uint64_t off, uint64_t add,
+		   uint64_t wr_id)
 {
 	if (!r)
 		return -EINVAL;

@@ -17,8 +17,8 @@
 #include "unet/rdma.h"
 
 _Static_assert(UNET_RDMA_READ == 1 && UNET_RDMA_WRITE == 2 && UNET_RDMA_CAS == 3 &&
-		       UNET_RDMA_FADD == 4 && UNET_MR_READ == 1 && UNET_MR_WRITE == 2 &&
-		       UNET_MR_ATOMIC == 4,
+		   UNET_RDMA_FADD == 4 && UNET_MR_READ == 1 && UNET_MR_WRITE == 2 &&
+		   UNET_MR_ATOMIC == 4,
 	       "unet__rdma_check in rdma_wire.h spells these numbers out");
 
 static uint64_t ld64(const uint8_t *p)
@@ -68,8 +68,8 @@ int unet__rdma_parse_req(const void *buf, size_t len, struct unet__rdma_req *q)
 	case UNET_RDMA_WRITE:
 		/* Operations are at most 4 GiB - 1 (the API's uint32_t length). */
 		if (q->total > UINT32_MAX || q->clen > RDMA_CHUNK || q->coff > q->total ||
-		    q->clen > q->total - q->coff || (q->clen == 0 && q->total != 0) ||
-		    q->arg0 || q->arg1)
+		    q->clen > q->total - q->coff || (q->clen == 0 && q->total != 0) || q->arg0 ||
+		    q->arg1)
 			return -EBADMSG;
 		if (q->op == UNET_RDMA_READ)
 			return len == RDMA_REQ_HDR ? 0 : -EBADMSG;
@@ -109,8 +109,7 @@ int unet__rdma_parse_rep(const void *buf, size_t len, struct unet__rdma_rep *r)
 {
 	const uint8_t *p = buf;
 
-	if (!buf || len < RDMA_REP_HDR || p[0] != RDMA_WIRE_MAGIC || p[2] || p[3] ||
-	    ld32(p + 12))
+	if (!buf || len < RDMA_REP_HDR || p[0] != RDMA_WIRE_MAGIC || p[2] || p[3] || ld32(p + 12))
 		return -EPROTO;
 	r->op = p[1];
 	r->status = (int32_t)ld32(p + 4);

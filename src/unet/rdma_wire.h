@@ -55,30 +55,30 @@
 /* ---- keys ------------------------------------------------------------- */
 
 #define RDMA_KEY_SLOT_MASK ((1u << 23) - 1)
-#define RDMA_KEY_ONESIDED (1ull << 23)
+#define RDMA_KEY_ONESIDED  (1ull << 23)
 #define RDMA_KEY_TAG_SHIFT 24
-#define RDMA_MAX_MRS (RDMA_KEY_SLOT_MASK - 1)
+#define RDMA_MAX_MRS	   (RDMA_KEY_SLOT_MASK - 1)
 
 /* ---- key table and initiator slots ------------------------------------ */
 
 #define RDMA_KT_ENTRIES (UNET_KEYTAB_BYTES / 64) /* entry 0 is the header */
-#define RDMA_KT_MAGIC 0x3154424b414d4452ull     /* "RDMAKBT1" */
-#define RDMA_KT_FENCE 0x1u /* the owner cannot membarrier: initiators fence */
+#define RDMA_KT_MAGIC	0x3154424b414d4452ull	 /* "RDMAKBT1" */
+#define RDMA_KT_FENCE	0x1u			 /* the owner cannot membarrier: initiators fence */
 
 struct unet__rdma_kt_hdr {
-	uint64_t magic;    /* RDMA_KT_MAGIC while an rdma layer owns the pool */
-	uint64_t inst;     /* random, per unet_rdma instance; never 0 */
-	uint64_t slots_off;/* initiator slots: pool offset ... */
-	uint32_t nslots;   /* ... and count */
-	uint32_t flags;    /* RDMA_KT_FENCE */
-	uint64_t heap_off; /* regions live in [heap_off, heap_off + heap_len) */
+	uint64_t magic;	    /* RDMA_KT_MAGIC while an rdma layer owns the pool */
+	uint64_t inst;	    /* random, per unet_rdma instance; never 0 */
+	uint64_t slots_off; /* initiator slots: pool offset ... */
+	uint32_t nslots;    /* ... and count */
+	uint32_t flags;	    /* RDMA_KT_FENCE */
+	uint64_t heap_off;  /* regions live in [heap_off, heap_off + heap_len) */
 	uint64_t heap_len;
 	uint64_t rsv[2];
 };
 
 struct unet__rdma_kent {
-	uint64_t key;  /* 0: no region */
-	uint64_t off;  /* pool offset of the region */
+	uint64_t key; /* 0: no region */
+	uint64_t off; /* pool offset of the region */
 	uint64_t len;
 	uint32_t perms;
 	uint32_t rsv0;
@@ -87,11 +87,11 @@ struct unet__rdma_kent {
 
 struct unet__rdma_islot {
 	uint64_t owner; /* 0: free; else (pid << 32) | per-instance nonce */
-	uint64_t seq;   /* odd: an access is between its key check and its end */
+	uint64_t seq;	/* odd: an access is between its key check and its end */
 	uint64_t rsv[6];
 };
 
-#define RDMA_NSLOTS 256u
+#define RDMA_NSLOTS	 256u
 #define RDMA_SLOTS_BYTES (RDMA_NSLOTS * sizeof(struct unet__rdma_islot))
 
 _Static_assert(sizeof(struct unet__rdma_kt_hdr) == 64, "key table header is one line");
@@ -102,10 +102,10 @@ _Static_assert(sizeof(struct unet__rdma_islot) == 64, "initiator slot is one lin
 
 #define UNET__RDMA_MSG_REQ 250
 #define UNET__RDMA_MSG_REP 251
-#define RDMA_WIRE_MAGIC 0xd5
-#define RDMA_REQ_HDR 64u
-#define RDMA_REP_HDR 40u
-#define RDMA_CHUNK (32u << 10) /* largest READ/WRITE payload per request */
+#define RDMA_WIRE_MAGIC	   0xd5
+#define RDMA_REQ_HDR	   64u
+#define RDMA_REP_HDR	   40u
+#define RDMA_CHUNK	   (32u << 10) /* largest READ/WRITE payload per request */
 
 struct unet__rdma_req {
 	uint8_t op;
@@ -143,8 +143,8 @@ void unet__rdma_enc_rep(void *buf, const struct unet__rdma_rep *r);
  * at `base` with `perms`? 0, -EACCES (permission), -ERANGE (outside, with
  * overflow caught), -EINVAL (atomic not on an 8-aligned word). Inline: it
  * is on the one-sided hot path. */
-static inline int unet__rdma_check(const uint8_t *base, uint64_t rlen, unsigned perms,
-				   uint8_t op, uint64_t off, uint64_t total)
+static inline int unet__rdma_check(const uint8_t *base, uint64_t rlen, unsigned perms, uint8_t op,
+				   uint64_t off, uint64_t total)
 {
 	unsigned need = op == 1 ? 0x1u : op == 2 ? 0x2u : 0x4u; /* UNET_MR_* of the op */
 
@@ -170,7 +170,7 @@ int unet__rdma_exec(uint8_t *base, uint64_t rlen, unsigned perms, const struct u
 struct unet__rdma_heap {
 	struct {
 		uint64_t off, len;
-	} *ext;
+	} * ext;
 	uint32_t n, cap;
 	uint64_t base, size, used;
 };

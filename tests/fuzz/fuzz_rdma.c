@@ -35,9 +35,9 @@ static const struct {
 	uint32_t len;
 	unsigned perms;
 } regions[3] = {
-	{4104, UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC},
-	{24, UNET_MR_READ},
-	{9, UNET_MR_WRITE | UNET_MR_ATOMIC},
+    {4104, UNET_MR_READ | UNET_MR_WRITE | UNET_MR_ATOMIC},
+    {24, UNET_MR_READ},
+    {9, UNET_MR_WRITE | UNET_MR_ATOMIC},
 };
 
 static void *dup_exact(const void *p, size_t n)

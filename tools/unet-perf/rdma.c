@@ -44,13 +44,13 @@
 #include "unet/msg.h"
 #include "unet/rdma.h"
 
-#define BAR_READ_VS_UCX 1.0 /* shm one-sided 8 B READ rate >= 1.0 x ucp_get rate */
-#define BAR_READ_FLOOR 2.0  /* shm one-sided 8 B READ latency <= 2 x floor RTT */
-#define BAR_MSG_TCP 20.0    /* msg RTT on shm <= TCP loopback RTT / 20 */
-#define REGION (1u << 20)
-#define BATCH 64u
-#define REPS 5
-#define MSG_ECHO 1
+#define BAR_READ_VS_UCX 1.0  /* shm one-sided 8 B READ rate >= 1.0 x ucp_get rate */
+#define BAR_READ_FLOOR	2.0  /* shm one-sided 8 B READ latency <= 2 x floor RTT */
+#define BAR_MSG_TCP	20.0 /* msg RTT on shm <= TCP loopback RTT / 20 */
+#define REGION		(1u << 20)
+#define BATCH		64u
+#define REPS		5
+#define MSG_ECHO	1
 
 enum { P_SHM_1S, P_SHM_SRV, P_UDP_SRV, NPATHS };
 static const struct {
@@ -72,13 +72,13 @@ struct row {
 	uint32_t size;
 	int rc;
 	struct perf_lat lat;
-	double ops;	 /* per second, batched: median of REPS runs (wall clock) */
+	double ops;	  /* per second, batched: median of REPS runs (wall clock) */
 	double ops_batch; /* per second from the median batch (uninterrupted) */
 };
 
 struct ucx_res {
 	const char *test;
-	int rc; /* 0, -ENOENT (not installed), or failure */
+	int rc;		     /* 0, -ENOENT (not installed), or failure */
 	double lat_us, rate; /* median latency; overall rate (wall clock) */
 };
 
@@ -332,8 +332,8 @@ static int msg_rtt(struct node *n, uint32_t iters, uint32_t warm, struct perf_la
 	for (uint32_t i = 0; i < warm + iters && rc == 0; i++) {
 		struct perf_wait w;
 		uint64_t t0 = perf_ticks();
-		int64_t id = unet_msg_request(n->mep, (unsigned)n->ch, MSG_ECHO, &ping, 8, &pong, 8,
-					      NULL);
+		int64_t id =
+		    unet_msg_request(n->mep, (unsigned)n->ch, MSG_ECHO, &ping, 8, &pong, 8, NULL);
 		if (id < 0) {
 			rc = (int)id;
 			break;
@@ -362,8 +362,8 @@ static int msg_rtt(struct node *n, uint32_t iters, uint32_t warm, struct perf_la
 /* Run every path of one NIC against one forked target. */
 static int run_nic(struct ctx *x, const char *nic, const int *pidx, int np)
 {
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *sh =
+	    mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct node n = {0};
 	int rc, status;
 
@@ -680,9 +680,9 @@ static void print_text(const struct ctx *x)
 			printf("  %-14s %-6s %7s   FAILED: %s\n", paths[r->path].title,
 			       op_names[r->op], sz, strerror(-r->rc));
 		else
-			printf("  %-14s %-6s %7s %10.0f %10.0f %10.2f %10.2f\n", paths[r->path].title,
-			       op_names[r->op], sz, r->lat.median, r->lat.p99, r->ops / 1e6,
-			       r->ops_batch / 1e6);
+			printf("  %-14s %-6s %7s %10.0f %10.0f %10.2f %10.2f\n",
+			       paths[r->path].title, op_names[r->op], sz, r->lat.median, r->lat.p99,
+			       r->ops / 1e6, r->ops_batch / 1e6);
 	}
 	printf("\nRequest/reply round trip, 8 bytes (ns): median / p99\n");
 	for (int p = 0; p < NPATHS; p++)
@@ -708,8 +708,8 @@ static void print_text(const struct ctx *x)
 			printf("  %-12s latency %8.0f ns (UCX reports half the round trip)\n",
 			       u->test, u->lat_us * 1000);
 		else
-			printf("  %-12s rate %10.2f Mops/s (%.2f from its median op time)\n", u->test,
-			       u->rate / 1e6, 1.0 / u->lat_us);
+			printf("  %-12s rate %10.2f Mops/s (%.2f from its median op time)\n",
+			       u->test, u->rate / 1e6, 1.0 / u->lat_us);
 	}
 	bars_of(x, &b);
 	printf("\nBars (issue 4)\n");
@@ -720,7 +720,8 @@ static void print_text(const struct ctx *x)
 	       b.read_peak / b.ucx_peak, BAR_READ_VS_UCX,
 	       verdict(b.read_peak / b.ucx_peak, BAR_READ_VS_UCX, false));
 	printf("  shm one-sided 8 B READ latency / floor RTT  %6.2fx  bar <= %.1fx: %s\n",
-	       b.read_lat / b.floor, BAR_READ_FLOOR, verdict(b.read_lat / b.floor, BAR_READ_FLOOR, true));
+	       b.read_lat / b.floor, BAR_READ_FLOOR,
+	       verdict(b.read_lat / b.floor, BAR_READ_FLOOR, true));
 	printf("  kernel TCP RTT / msg RTT on shm             %6.1fx  bar >= %.0fx: %s\n",
 	       b.tcp / b.msg_shm, BAR_MSG_TCP, verdict(b.tcp / b.msg_shm, BAR_MSG_TCP, false));
 	if (x->err[0])
@@ -779,9 +780,10 @@ static void print_json(FILE *f, const struct ctx *x)
 	for (int i = 0; i < 5; i++) {
 		perf_json_obj(&j, x->ucx[i].test);
 		if (x->ucx[i].rc) {
-			perf_json_str(&j, "error", x->ucx[i].rc == -ENOENT ? "ucx_perftest not found"
-						   : x->ucx[i].rc == -ECANCELED ? "not run"
-										 : "failed");
+			perf_json_str(&j, "error",
+				      x->ucx[i].rc == -ENOENT	   ? "ucx_perftest not found"
+				      : x->ucx[i].rc == -ECANCELED ? "not run"
+								   : "failed");
 		} else if (ucx_tests[i].lat) {
 			perf_json_num(&j, "lat_ns", x->ucx[i].lat_us * 1000);
 		} else {
