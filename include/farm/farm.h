@@ -123,6 +123,15 @@ int farm_region_replicas(const struct farm *f, uint32_t region, uint32_t *out, u
 int farm_alloc(struct farm *f, uint32_t size, farm_addr_t near, farm_addr_t *out);
 int farm_free(struct farm *f, farm_addr_t addr);
 
+/* The root object: FARM_ROOT_SIZE bytes at a well-known address, created
+ * zeroed with the address space, through which layers above find their
+ * named structures (word FARM_ROOT_KV: the kv catalog, kv.h). Change it
+ * only in transactions. */
+#define FARM_ROOT_SIZE 56u
+#define FARM_ROOT_ADDR FARM_ADDR(0, 128) /* region 0, after its slab header */
+#define FARM_ROOT_KV 0                   /* word index */
+farm_addr_t farm_root(const struct farm *f);
+
 /* Lock-free consistent read of the object at `addr` (`len` <= its size):
  * one-sided READs of the primary, retried while the object is locked or
  * its line versions disagree; never returns a torn object. Errors:

@@ -430,6 +430,20 @@ static int transport_names(const struct farm *f, char *uri, size_t urilen, char 
 	return 0;
 }
 
+/* The root object (farm_root): the first allocation of region 0, made the
+ * same way on every replica before the region serves anyone, so that its
+ * address is a constant every node knows without asking. */
+static int make_root(struct farm_replica *x)
+{
+	struct farm_slab_change ch;
+	uint64_t off;
+	int rc = farm_slab_alloc(&x->slab, FARM_ROOT_SIZE, &off, &ch);
+
+	if (rc)
+		return rc;
+	return FARM_ADDR(0, off) == FARM_ROOT_ADDR ? 0 : -EINVAL;
+}
+
 static int setup_memory(struct farm *f, char *err, size_t errlen)
 {
 	uint32_t held = farm_rmap_held(&f->map, f->self, NULL), n = 0;
@@ -468,6 +482,8 @@ static int setup_memory(struct farm *f, char *err, size_t errlen)
 		/* Every replica starts with the same region header; only the
 		 * primary allocates. */
 		farm_slab_init(&x->slab, x->base, f->cfg.region_size, r);
+		if (r == 0 && (rc = make_root(x)))
+			return rc;
 		reg->mine = x;
 		if (role == 0) {
 			reg->local = x->base;
@@ -740,6 +756,11 @@ void farm_node_stop(struct farm *f)
 }
 
 /* ---- small getters --------------------------------------------------------- */
+
+farm_addr_t farm_root(const struct farm *f)
+{
+	return f ? FARM_ROOT_ADDR : FARM_NULL;
+}
 
 uint32_t farm_self(const struct farm *f)
 {
