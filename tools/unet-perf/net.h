@@ -67,8 +67,18 @@ extern struct net_cfg net_cfg;
 int net_side_enter(int side);
 
 /* Per path, what the runner does not carry. */
-enum { NR_XDP, NR_XDP_GENERIC, NR_UDP_NIC, NR_UDP_BLOCKING, NR_UDP_BUSY, NR_PPS_XDP,
-       NR_PPS_XDP_GENERIC, NR_PPS_UDP_NIC, NR_PPS_KERNEL, NR_MAX };
+enum {
+	NR_XDP,
+	NR_XDP_GENERIC,
+	NR_UDP_NIC,
+	NR_UDP_BLOCKING,
+	NR_UDP_BUSY,
+	NR_PPS_XDP,
+	NR_PPS_XDP_GENERIC,
+	NR_PPS_UDP_NIC,
+	NR_PPS_KERNEL,
+	NR_MAX
+};
 
 struct net_report {
 	bool valid;
@@ -164,14 +174,14 @@ uint64_t net_thread_cpu_ns(void);
 
 /* ---- the paths (net_unet.c, net_kudp.c) ---------------------------------- */
 
-extern const struct perf_path net_path_xdp;	      /* latency, --xdp-mode (auto) */
-extern const struct perf_path net_path_xdp_generic;   /* latency, generic XDP */
-extern const struct perf_path net_path_udp_nic;	      /* latency */
-extern const struct perf_path net_path_udp_blocking;  /* latency */
-extern const struct perf_path net_path_udp_busy;      /* latency */
-extern const struct perf_path net_path_pps_xdp;	      /* 64 B one-way rate */
+extern const struct perf_path net_path_xdp;	     /* latency, --xdp-mode (auto) */
+extern const struct perf_path net_path_xdp_generic;  /* latency, generic XDP */
+extern const struct perf_path net_path_udp_nic;	     /* latency */
+extern const struct perf_path net_path_udp_blocking; /* latency */
+extern const struct perf_path net_path_udp_busy;     /* latency */
+extern const struct perf_path net_path_pps_xdp;	     /* 64 B one-way rate */
 extern const struct perf_path net_path_pps_xdp_generic;
-extern const struct perf_path net_path_pps_udp_nic;   /* 64 B one-way rate */
-extern const struct perf_path net_path_pps_kernel;    /* sendmmsg / recvmmsg */
+extern const struct perf_path net_path_pps_udp_nic; /* 64 B one-way rate */
+extern const struct perf_path net_path_pps_kernel;  /* sendmmsg / recvmmsg */
 
 #endif /* UNET_PERF_NET_H */

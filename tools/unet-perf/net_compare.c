@@ -41,8 +41,8 @@
 #define MAX_ROUNDS	 15
 
 static const struct perf_path *const lat_paths[] = {
-    &net_path_xdp, &net_path_xdp_generic, &net_path_udp_nic, &net_path_udp_blocking,
-    &net_path_udp_busy,
+    &net_path_xdp,	    &net_path_xdp_generic, &net_path_udp_nic,
+    &net_path_udp_blocking, &net_path_udp_busy,
 };
 enum { L_XDP, L_XDPG, L_UDP_NIC, L_BLOCKING, L_BUSY, NLAT };
 
@@ -53,8 +53,7 @@ static const struct perf_path *const pps_paths[] = {
     &net_path_pps_kernel,
 };
 enum { P_XDP, P_XDPG, P_UDP_NIC, P_KERNEL, NPPS };
-static const int pps_report[NPPS] = {NR_PPS_XDP, NR_PPS_XDP_GENERIC, NR_PPS_UDP_NIC,
-				     NR_PPS_KERNEL};
+static const int pps_report[NPPS] = {NR_PPS_XDP, NR_PPS_XDP_GENERIC, NR_PPS_UDP_NIC, NR_PPS_KERNEL};
 
 /* --paths keys: the five latency paths (same order), then kernel_mmsg
  * (rate only). */
@@ -67,8 +66,8 @@ struct run {
 	bool want[NKEYS];
 	struct perf_result lat[NLAT], pps[NPPS];
 	bool pps_run[NPPS];
-	unsigned rounds;		   /* of rate runs */
-	double rate[NPPS][MAX_ROUNDS];	   /* M msgs/s, per round */
+	unsigned rounds;	       /* of rate runs */
+	double rate[NPPS][MAX_ROUNDS]; /* M msgs/s, per round */
 	unsigned nrate[NPPS];
 	char load_before[32], load_after[32];
 	int ncpus;
@@ -249,9 +248,9 @@ static void print_text(const struct run *R)
 				printf("  %-16s not run\n", pps_paths[i]->title);
 			else if (isnan(v))
 				printf("  %-16s FAILED: %s\n", pps_paths[i]->title, R->pps[i].err);
-			else
-			{
-				printf("  %-16s %7.3f Mpps  (rounds:", pps_paths[i]->title, v / 1e6);
+			else {
+				printf("  %-16s %7.3f Mpps  (rounds:", pps_paths[i]->title,
+				       v / 1e6);
 				for (unsigned k = 0; k < R->nrate[i]; k++)
 					printf(" %.3f", R->rate[i][k]);
 				printf(")\n");
@@ -281,11 +280,12 @@ static void print_text(const struct run *R)
 	else
 		print_bar("xdp 64 B rate / kernel mmsg", a.pps, g.pps, BAR_PPS, false);
 	if (!o->no_stream)
-		printf("  kernel / xdp sender CPU per 64 B packet: %.2fx (xdp), %.2fx (xdp generic)\n",
-		       cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
-			   cpu_per_packet(&net_report[NR_PPS_XDP]),
-		       cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
-			   cpu_per_packet(&net_report[NR_PPS_XDP_GENERIC]));
+		printf(
+		    "  kernel / xdp sender CPU per 64 B packet: %.2fx (xdp), %.2fx (xdp generic)\n",
+		    cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			cpu_per_packet(&net_report[NR_PPS_XDP]),
+		    cpu_per_packet(&net_report[NR_PPS_KERNEL]) /
+			cpu_per_packet(&net_report[NR_PPS_XDP_GENERIC]));
 	printf("  udp NIC / udp busy-poll RTT: %.2fx\n",
 	       median_at(&R->lat[L_UDP_NIC], 8) / median_at(&R->lat[L_BUSY], 8));
 	for (int i = 0; i < NLAT; i++)
@@ -728,9 +728,10 @@ static int net_opt(void *arg, int opt, const char *val)
 			snprintf(net_cfg.xdp_mode, sizeof(net_cfg.xdp_mode), "%s", val);
 			return 0;
 		}
-		fprintf(stderr,
-			"unet-perf compare-net: --xdp-mode wants auto, native or generic, not '%s'\n",
-			val);
+		fprintf(
+		    stderr,
+		    "unet-perf compare-net: --xdp-mode wants auto, native or generic, not '%s'\n",
+		    val);
 		return -1;
 	case O_PATHS:
 		if (parse_keys(R, val, false) == 0)
@@ -743,8 +744,8 @@ static int net_opt(void *arg, int opt, const char *val)
 	case O_NIC:
 		if (parse_keys(R, val, true) == 0)
 			return 0;
-		fprintf(stderr, "unet-perf compare-net: --nic wants xdp, udp or xdp,udp, not '%s'\n",
-			val);
+		fprintf(stderr,
+			"unet-perf compare-net: --nic wants xdp, udp or xdp,udp, not '%s'\n", val);
 		return -1;
 	}
 	return -1;
@@ -849,8 +850,9 @@ int perf_mode_compare_net(int argc, char **argv)
 		return 1;
 	}
 	if (R.o.cpus[0] == R.o.cpus[1])
-		fprintf(stderr, "unet-perf compare-net: warning: both sides on CPU %d; the "
-				"kernel paths then measure a shared core\n",
+		fprintf(stderr,
+			"unet-perf compare-net: warning: both sides on CPU %d; the "
+			"kernel paths then measure a shared core\n",
 			R.o.cpus[0]);
 	net_cfg.cpus[0] = R.o.cpus[0];
 	net_cfg.cpus[1] = R.o.cpus[1];

@@ -219,7 +219,8 @@ static int kudp_pong(void *vc, size_t size, uint32_t iters)
 static int mmsg_stream_tx(void *vc, size_t size, uint64_t count)
 {
 	struct kudp_ctx *c = vc;
-	const uint64_t end = perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
+	const uint64_t end =
+	    perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
 	const uint64_t cpu0 = net_thread_cpu_ns();
 	struct mmsghdr mh[BATCH];
 	struct iovec iov[BATCH];

@@ -282,7 +282,8 @@ static int ep_stream_tx(void *vc, size_t size, uint64_t count)
 {
 	struct ep_ctx *c = vc;
 	const bool inl = size <= UNET_INLINE_MAX;
-	const uint64_t end = perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
+	const uint64_t end =
+	    perf_now_ns() + (uint64_t)(net_cfg.window_ms + NET_TAIL_MS) * 1000000ull;
 	const uint64_t cpu0 = net_thread_cpu_ns();
 	uint64_t sent = 0;
 	struct unet_desc d[BATCH];
@@ -390,6 +391,8 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 	return 0;
 }
 
+/* One member a line: easier to read than what clang-format packs. */
+/* clang-format off */
 #define EP_PATH(key_, title_, setup_, stream_, note_)                                              \
 	{                                                                                          \
 	    .key = key_,                                                                           \
@@ -406,6 +409,7 @@ static int ep_stream_rx(void *vc, size_t size, uint64_t count, struct perf_strea
 	    .teardown = ep_teardown,                                                               \
 	    .note = note_,                                                                         \
 	}
+/* clang-format on */
 
 const struct perf_path net_path_xdp =
     EP_PATH("xdp", "xdp NIC", setup_xdp, false,
