@@ -22,7 +22,7 @@
 #define BAR_SHM_FLOOR 1.5  /* shm 8 B RTT <= 1.5 x floor */
 #define BAR_UDP_SHM   40.0 /* udp blocking 8 B RTT >= 40 x shm */
 #define BAR_SHM_GBPS  5.0  /* shm 64 KiB streaming >= 5 GB/s */
-#define CONTENDED     200  /* preemptions of one path's two processes */
+#define CONTENDED     0.10 /* share of our two CPUs that other work used */
 
 static const struct perf_path *const paths[] = {
     &perf_path_floor,
@@ -81,16 +81,19 @@ static const char *verdict(double v, double bar, bool at_most)
 	return (at_most ? v <= bar : v >= bar) ? "met" : "MISSED";
 }
 
-/* Spinning paths were preempted often enough to matter: a busy machine. */
-static bool contended(const struct perf_result *r)
+/* What else ran on our CPUs during the run, filled in by perf_mode_compare. */
+struct noise {
+	bool known;
+	double others, steal;
+};
+
+static bool contended(const struct noise *nz)
 {
-	for (int i = 0; i < NPATHS; i++)
-		if (r[i].preempted > CONTENDED)
-			return true;
-	return false;
+	return nz->known && nz->others > CONTENDED;
 }
 
-static void print_text(const struct perf_opts *o, const struct perf_result *r, const char *load)
+static void print_text(const struct perf_opts *o, const struct perf_result *r, const char *load,
+		       const struct noise *nz)
 {
 	double fl = median_at(&r[P_FLOOR], 8), shm = median_at(&r[P_SHM], 8);
 	double ub = median_at(&r[P_UDP_BLOCK], 8), up = median_at(&r[P_UDP_BUSY], 8);
@@ -119,10 +122,10 @@ static void print_text(const struct perf_opts *o, const struct perf_result *r, c
 	for (int i = 0; i < NPATHS; i++)
 		if (r[i].rc < 0)
 			printf("  %s FAILED: %s\n", r[i].path->title, r[i].err);
-	printf("  preemptions (other work took our CPUs):");
-	for (int i = 0; i < NPATHS; i++)
-		printf(" %s %ld%s", r[i].path->key, r[i].preempted, i + 1 < NPATHS ? "," : "\n");
-	if (contended(r))
+	if (nz->known)
+		printf("  other work used %.0f%% of CPUs %d,%d during the run (host steal %.0f%%)\n",
+		       nz->others * 100, o->cpus[0], o->cpus[1], nz->steal * 100);
+	if (contended(nz))
 		printf(
 		    "  NOTE: other work competed for the CPUs during this run; its numbers, the\n"
 		    "  streaming ones above all, are unreliable. Rerun when the machine is "
@@ -138,7 +141,7 @@ static void bar_json(struct perf_json *j, const char *key, double v, double bar,
 }
 
 static void print_json(FILE *f, const struct perf_opts *o, const struct perf_result *r,
-		       const char *load)
+		       const char *load, const struct noise *nz)
 {
 	struct perf_json j;
 	double fl = median_at(&r[P_FLOOR], 8), shm = median_at(&r[P_SHM], 8);
@@ -179,7 +182,9 @@ static void print_json(FILE *f, const struct perf_opts *o, const struct perf_res
 	for (int i = 0; i < NPATHS; i++)
 		perf_json_int(&j, r[i].path->key, r[i].preempted);
 	perf_json_close(&j);
-	perf_json_bool(&j, "contended", contended(r));
+	perf_json_num(&j, "others_cpu_share", nz->known ? nz->others : NAN);
+	perf_json_num(&j, "steal_cpu_share", nz->known ? nz->steal : NAN);
+	perf_json_bool(&j, "contended", contended(nz));
 
 	perf_json_obj(&j, "errors");
 	for (int i = 0; i < NPATHS; i++)
@@ -308,6 +313,9 @@ int perf_mode_compare(int argc, char **argv)
 	perf_clock_init();
 	loadavg(load, sizeof(load));
 	FILE *log = isatty(STDERR_FILENO) ? stderr : NULL;
+	struct perf_cpu_mark m0, m1;
+	struct noise nz = {0};
+	bool marked = perf_cpu_mark(&m0, o.cpus) == 0;
 	for (int i = 0; i < NPATHS; i++) {
 		if (!args.run[i]) {
 			perf_skip_path(paths[i], &o, &res[i]);
@@ -318,10 +326,14 @@ int perf_mode_compare(int argc, char **argv)
 			fprintf(stderr, "unet-perf compare: %s: %s\n", paths[i]->title, res[i].err);
 		}
 	}
+	if (marked && perf_cpu_mark(&m1, o.cpus) == 0) {
+		perf_cpu_others(&m0, &m1, &nz.others, &nz.steal);
+		nz.known = true;
+	}
 	if (o.json)
-		print_json(stdout, &o, res, load);
+		print_json(stdout, &o, res, load, &nz);
 	else
-		print_text(&o, res, load);
+		print_text(&o, res, load, &nz);
 	if (o.json_out) {
 		FILE *f = fopen(o.json_out, "w");
 		if (!f) {
@@ -329,7 +341,7 @@ int perf_mode_compare(int argc, char **argv)
 				strerror(errno));
 			return 1;
 		}
-		print_json(f, &o, res, load);
+		print_json(f, &o, res, load, &nz);
 		if (fclose(f) != 0)
 			failed = 1;
 	}

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
 
 #include "perf.h"
 
@@ -162,4 +164,75 @@ int perf_pin(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+/* ---- how much of our CPUs others used ---------------------------------- */
+
+/* user+nice+system and steal of one CPU from /proc/stat, in clock ticks.
+ * irq and softirq are left out: with IRQ time accounting the kernel's UDP
+ * work for us lands there, and it is not someone else's. */
+static int cpu_ticks(int cpu, uint64_t *busy, uint64_t *steal)
+{
+	char line[512], want[16];
+	FILE *f = fopen("/proc/stat", "r");
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	snprintf(want, sizeof(want), "cpu%d ", cpu);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v[8] = {0};
+		if (strncmp(line, want, strlen(want)) != 0)
+			continue;
+		if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+			   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+			*busy = v[0] + v[1] + v[2] + v[7];
+			*steal = v[7];
+			rc = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+static uint64_t tv_us(struct timeval tv)
+{
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+int perf_cpu_mark(struct perf_cpu_mark *m, const int cpus[2])
+{
+	struct rusage self, kids;
+
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < 2; i++) {
+		uint64_t b = 0, st = 0;
+		int rc = cpu_ticks(cpus[i], &b, &st);
+		if (rc < 0)
+			return rc;
+		if (i == 1 && cpus[1] == cpus[0])
+			break;
+		m->busy_ticks += b;
+		m->steal_ticks += st;
+	}
+	if (getrusage(RUSAGE_SELF, &self) < 0 || getrusage(RUSAGE_CHILDREN, &kids) < 0)
+		return -errno;
+	m->ours_us = tv_us(self.ru_utime) + tv_us(self.ru_stime) + tv_us(kids.ru_utime) +
+		     tv_us(kids.ru_stime);
+	m->wall_ns = perf_now_ns();
+	m->ncpu = cpus[0] == cpus[1] ? 1 : 2;
+	return 0;
+}
+
+void perf_cpu_others(const struct perf_cpu_mark *a, const struct perf_cpu_mark *b,
+		     double *others, double *steal)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	double wall = (double)(b->wall_ns - a->wall_ns) / 1e9 * a->ncpu;
+	double busy = (double)(b->busy_ticks - a->busy_ticks) / hz;
+	double ours = (double)(b->ours_us - a->ours_us) / 1e6;
+
+	*others = wall > 0 && busy > ours ? (busy - ours) / wall : 0;
+	*steal = wall > 0 ? (double)(b->steal_ticks - a->steal_ticks) / hz / wall : 0;
 }

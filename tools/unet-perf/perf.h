@@ -123,6 +123,20 @@ struct perf_lat {
 /* Sorts `ticks` in place. */
 void perf_lat_compute(uint64_t *ticks, uint32_t n, struct perf_lat *out);
 
+/* Who else ran on our two CPUs between two marks: the share of their time
+ * (0..1) spent in tasks other than this process and its reaped children,
+ * the host's steal included, and that steal alone. A busy machine shows
+ * here before it shows as a strange number. */
+struct perf_cpu_mark {
+	uint64_t busy_ticks, steal_ticks; /* /proc/stat, both CPUs */
+	uint64_t ours_us;                 /* rusage: self + reaped children */
+	uint64_t wall_ns;
+	int ncpu;
+};
+int perf_cpu_mark(struct perf_cpu_mark *m, const int cpus[2]);
+void perf_cpu_others(const struct perf_cpu_mark *a, const struct perf_cpu_mark *b,
+		     double *others, double *steal);
+
 /* CPUs: pick two distinct allowed CPUs (fills -1 entries), pin the caller. */
 int perf_pick_cpus(int cpus[2]);
 int perf_pin(int cpu);
