@@ -30,7 +30,7 @@
 #define LEASE_MAGIC 0x464c5345u /* "FLSE" */
 #define ROUNDS 64u              /* REQs remembered, to match their GRANTs */
 
-enum { MSG_REQ = 1, MSG_GRANT, MSG_NOTIFY, MSG_PROBE, MSG_PROBE_ACK };
+enum { MSG_REQ = 1, MSG_GRANT, MSG_NOTIFY, MSG_PROBE, MSG_PROBE_ACK, MSG_PING, MSG_PONG };
 
 struct lease_msg {
 	uint32_t magic;
@@ -77,6 +77,8 @@ struct farm_lease {
 	uint64_t seq, next_send, last_send, last_grant;
 	struct round rounds[ROUNDS];
 	uint64_t probe_seq, probe_acks;
+	uint64_t ping_seq;
+	bool ping_ok;
 	uint64_t newer_seen;
 
 	int serving;          /* atomic */
@@ -241,6 +243,17 @@ static void handle(struct farm_lease *l, const struct lease_msg *q, const struct
 	case MSG_PROBE_ACK:
 		if (known && q->seq == l->probe_seq) {
 			l->probe_acks |= 1ull << from;
+			pthread_cond_broadcast(&l->cond);
+		}
+		break;
+	case MSG_PING:
+		/* Anyone may ask whether our lease socket is reachable: a
+		 * removed node checks the path to the CM before rejoining. */
+		reply(l, src, q, MSG_PONG);
+		break;
+	case MSG_PONG:
+		if (q->seq == l->ping_seq) {
+			l->ping_ok = true;
 			pthread_cond_broadcast(&l->cond);
 		}
 		break;
@@ -433,7 +446,16 @@ int farm_lease_start(const struct farm_lease_attr *a, struct farm_lease **out)
 	l->lease_ns = (uint64_t)l->a.lease_ms * 1000000ull;
 	l->renew_ns = (uint64_t)l->a.renew_ms * 1000000ull;
 	l->self_idx = l->cm_idx = -1;
-	pthread_mutex_init(&l->lock, NULL);
+	{
+		/* Priority inheritance: a SCHED_FIFO lease thread must not wait
+		 * behind a busy application thread that was preempted while it
+		 * held the lock (reading stats, say). */
+		pthread_mutexattr_t ma;
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&l->lock, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
@@ -605,6 +627,42 @@ int farm_lease_probe(struct farm_lease *l, int timeout_ms)
 		agree++;
 	pthread_mutex_unlock(&l->lock);
 	return agree;
+}
+
+int farm_lease_ping(struct farm_lease *l, uint32_t id, const char *addr, int timeout_ms)
+{
+	struct sockaddr_in sa;
+	struct timespec dl;
+	int rc = -ETIMEDOUT;
+
+	if (!l || !addr || parse_addr(addr, &sa))
+		return -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->lock);
+	l->ping_seq++;
+	l->ping_ok = false;
+	if (!l->blocked) {
+		struct lease_msg m = {.magic = LEASE_MAGIC, .type = MSG_PING, .from = l->a.self,
+				      .to = id, .inc = l->a.inc, .config_id = l->v.config_id,
+				      .seq = l->ping_seq};
+		if (sendto(l->fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof(sa)) !=
+		    (ssize_t)sizeof(m))
+			rc = -errno;
+		else
+			while (!l->ping_ok)
+				if (pthread_cond_timedwait(&l->cond, &l->lock, &dl) == ETIMEDOUT)
+					break;
+	}
+	if (l->ping_ok)
+		rc = 0;
+	pthread_mutex_unlock(&l->lock);
+	return rc;
 }
 
 void farm_lease_block(struct farm_lease *l, bool block)

@@ -22,7 +22,9 @@
  * cut off from the cluster stops serving too.
  *
  * Also carried: NOTIFY(config id) from the CM after it published a
- * configuration (members then read it), and PROBE / PROBE-ACK: a member
+ * configuration (members then read it); PING / PONG (is this socket
+ * reachable: a removed node asks the CM before it rejoins); and PROBE /
+ * PROBE-ACK: a member
  * that wants to take over from a CM it cannot hear asks the others, who
  * agree only if they cannot hear that CM either (see membership.c).
  *
@@ -114,6 +116,10 @@ int farm_lease_probe(struct farm_lease *l, int timeout_ms);
 
 /* The CM of our view has not been heard from for a lease. */
 bool farm_lease_cm_lost(const struct farm_lease *l);
+
+/* Is member `id`'s lease socket at `addr` reachable from ours? PING, wait
+ * up to timeout_ms for the PONG: 0, -ETIMEDOUT, -EINVAL. */
+int farm_lease_ping(struct farm_lease *l, uint32_t id, const char *addr, int timeout_ms);
 
 /* Fault injection for tests: drop every lease datagram in and out (a
  * partition of the lease channel), or stop dropping. */
