@@ -129,7 +129,8 @@ struct farm_kv_stats {
 };
 void farm_kv_get_stats(const struct farm_kv *kv, struct farm_kv_stats *st);
 
-/* The table's shape, found by reading all of it (slow: for tools). */
+/* The table's shape, found by reading all of it (slow: for tools; under
+ * concurrent changes the counts are approximate). */
 struct farm_kv_scan {
 	uint64_t keys, inline_keys, ool_keys;
 	uint64_t slots, segments;
@@ -138,6 +139,7 @@ struct farm_kv_scan {
 	uint64_t dist[16];         /* keys by distance from their home slot */
 	uint64_t key_bytes, val_bytes;
 	double load;               /* keys / slots */
+	uint64_t ovf_keys;         /* keys in overflow objects (colliding hashes) */
 };
 int farm_kv_scan_stats(struct farm_kv *kv, struct farm_kv_scan *sc);
 
