@@ -86,7 +86,9 @@ static int shm_setup(void *vc, const struct perf_opts *o, size_t max)
 
 static void ep_name(const struct shm_ctx *c, int side, uint32_t k, char *out)
 {
-	snprintf(out, UNET_NAME_MAX, "%s-%c%u", c->prefix, side == PERF_INITIATOR ? 'i' : 'r', k);
+	/* Bounded so the compiler can see it fits: k < MAX_PAIRS = 64. */
+	snprintf(out, UNET_NAME_MAX, "%.48s-%c%u", c->prefix, side == PERF_INITIATOR ? 'i' : 'r',
+		 k & (MAX_PAIRS - 1));
 }
 
 static void shm_detach(void *vc, int side)
