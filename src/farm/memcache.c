@@ -236,6 +236,8 @@ static void parse_get(const struct tok *t, size_t nt, const char *line_end, enum
 	while (mc_next_key(&p, line_end, &key, &klen)) {
 		if (klen > MC_KEY_MAX) {
 			c->cull = true;
+			c->keys = NULL;
+			c->keys_len = 0;
 			reply(c, ERR_FORMAT);
 			return;
 		}
