@@ -31,7 +31,7 @@ struct ref_item {
 	size_t klen;
 	uint8_t val[70000];
 	size_t vlen;
-	uint64_t ver;
+	uint64_t ver = 0;
 	bool used;
 };
 
