@@ -31,7 +31,7 @@ struct ref_item {
 	size_t klen;
 	uint8_t val[70000];
 	size_t vlen;
-	uint64_t ver = 0;
+	uint64_t ver;
 	bool used;
 };
 
@@ -299,7 +299,7 @@ static void test_get_culls(void **state)
 static void test_storage(void **state)
 {
 	char want[256];
-	uint64_t ver;
+	uint64_t ver = 0;
 
 	(void)state;
 	EXPECT("set k 0 0 1\r\nA\r\nget k\r\n", "STORED\r\nVALUE k 0 1\r\nA\r\nEND\r\n");
