@@ -105,6 +105,13 @@ void farm_node_stop(struct farm *f);
 int farm_poll(struct farm *f);
 /* Block until there is work or timeout_ms passes (spins, then sleeps). */
 int farm_idle(struct farm *f, int timeout_ms);
+/* The descriptor farm_idle sleeps on, for a process that also waits on
+ * descriptors of its own (farmd's memcached gateway keeps it in its epoll
+ * set): readable when the node may have work. Sleep on it only after
+ * farm_idle(f, 0) returned 0 (that sends owed acks, takes pending wake-ups
+ * and arms it), and a few milliseconds at most: retransmission timers do
+ * not make it readable. */
+int farm_wait_fd(const struct farm *f);
 
 uint32_t farm_self(const struct farm *f);
 uint64_t farm_config_id(const struct farm *f);

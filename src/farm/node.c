@@ -197,6 +197,11 @@ int farm_idle(struct farm *f, int timeout_ms)
 	return unet_msg_idle(f->mep, timeout_ms);
 }
 
+int farm_wait_fd(const struct farm *f)
+{
+	return f ? unet_fd(f->ep) : -EINVAL;
+}
+
 int farm__wait_op(struct farm *f, uint32_t op, uint64_t deadline_ns)
 {
 	struct farm_op *o = &f->ops[op];

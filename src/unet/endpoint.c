@@ -410,6 +410,16 @@ int unet_wait(struct unet_ep *ep, int timeout_ms)
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : unet__now_ns() + (uint64_t)timeout_ms * 1000000ull;
 
+	/* A zero timeout is a check, not a wait: no spin (a caller that also
+	 * waits on descriptors of its own must get back to them), take the
+	 * wake-ups the fd holds (else it stays readable for a poll of the
+	 * caller's own), and arm. */
+	if (timeout_ms == 0) {
+		int rc;
+		ep->nic->ops->event(ep);
+		rc = ep->nic->ops->arm(ep);
+		return rc < 0 ? rc : rc != 0;
+	}
 	/* Spin about 20 us first: a reply often arrives in less than the cost
 	 * of sleeping and being woken. Then arm and block, so that a cluster
 	 * of pollers on two cores still makes progress. */
