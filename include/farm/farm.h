@@ -63,6 +63,9 @@ struct farm_config {
 	struct farm_member members[FARM_MAX_MEMBERS];
 	uint64_t config_id;     /* starts at 1 */
 	char run_dir[256];      /* admin sockets, pid files (default /run/farm/CLUSTER) */
+	uint32_t log_size;      /* bytes of each transaction log ring: one per
+				   coordinator at every node (power of two in
+				   [4K, 1G], default 1M; docs/tx.md) */
 };
 
 /* Parse a config file. Format: `key = value` lines, `#` comments:
@@ -72,6 +75,7 @@ struct farm_config {
  *   regions = 12
  *   replicas = 3
  *   vnodes = 64
+ *   log_size = 1M             (transaction log ring per coordinator)
  *   member = 1 farm-demo-1    (id, address[, netns])
  *   member = 2 farm-demo-2
  * Unknown keys, bad numbers, duplicate member ids or addresses: -EINVAL,

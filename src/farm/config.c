@@ -100,6 +100,14 @@ static int check_region_size(uint64_t v, char *err, size_t errlen, int line)
 	return 0;
 }
 
+static int check_log_size(uint64_t v, char *err, size_t errlen, int line)
+{
+	if (!pow2(v) || v < FARM_MIN_LOG_SIZE || v > FARM_MAX_LOG_SIZE)
+		return fail(err, errlen, line,
+			    "log_size %" PRIu64 " must be a power of two in [4K, 1G]", v);
+	return 0;
+}
+
 static int check_member(const struct farm_config *cfg, uint32_t upto, const struct farm_member *m,
 			char *err, size_t errlen, int line)
 {
@@ -152,6 +160,10 @@ int farm__config_finish(struct farm_config *cfg, char *err, size_t errlen)
 		return fail(err, errlen, 0, "vnodes %u, at most %u", cfg->vnodes, FARM_MAX_VNODES);
 	if (cfg->config_id == 0)
 		return fail(err, errlen, 0, "config_id must be >= 1");
+	if (cfg->log_size == 0)
+		cfg->log_size = FARM_DEFAULT_LOG_SIZE;
+	if ((rc = check_log_size(cfg->log_size, err, errlen, 0)))
+		return rc;
 	if (!cfg->run_dir[0]) {
 		int n = snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/farm/%s", cfg->cluster);
 		if (n < 0 || (size_t)n >= sizeof(cfg->run_dir))
@@ -253,11 +265,11 @@ static int parse_member(struct farm_config *cfg, char *v, char *err, size_t errl
 
 enum {
 	K_CLUSTER, K_NIC, K_REGION_SIZE, K_REGIONS, K_REPLICAS, K_VNODES, K_CONFIG_ID, K_RUN_DIR,
-	K_MEMBER, K_COUNT
+	K_MEMBER, K_LOG_SIZE, K_COUNT
 };
 static const char *const key_names[K_COUNT] = {
 	"cluster", "nic", "region_size", "regions", "replicas", "vnodes", "config_id", "run_dir",
-	"member",
+	"member", "log_size",
 };
 
 static int parse_line(struct farm_config *cfg, char *s, int line, int *seen, char *err,
@@ -297,6 +309,11 @@ static int parse_line(struct farm_config *cfg, char *s, int line, int *seen, cha
 			return fail(err, errlen, line, "region_size: bad number '%s'", val);
 		cfg->region_size = n;
 		return check_region_size(n, err, errlen, line);
+	case K_LOG_SIZE:
+		if (parse_u64(val, true, UINT64_MAX, &n))
+			return fail(err, errlen, line, "log_size: bad number '%s'", val);
+		cfg->log_size = n <= UINT32_MAX ? (uint32_t)n : 0;
+		return check_log_size(n, err, errlen, line);
 	case K_REGIONS:
 		if (parse_u64(val, false, FARM_MAX_REGIONS, &n) || n == 0)
 			return fail(err, errlen, line, "regions: '%s' is not in [1, %u]", val,
@@ -463,6 +480,10 @@ int farm_config_format(const struct farm_config *cfg, char *buf, size_t len)
 	    cfg->replicas, cfg->vnodes ? cfg->vnodes : FARM_DEFAULT_VNODES, cfg->config_id);
 	if (cfg->run_dir[0])
 		put(buf, len, &at, "run_dir = %s\n", cfg->run_dir);
+	if (cfg->log_size) {
+		size_str(cfg->log_size, sz, sizeof(sz));
+		put(buf, len, &at, "log_size = %s\n", sz);
+	}
 	for (uint32_t i = 0; i < cfg->nmembers; i++) {
 		const struct farm_member *m = &cfg->members[i];
 		put(buf, len, &at, "member = %u %s%s%s\n", m->id, m->addr, m->netns[0] ? " " : "",

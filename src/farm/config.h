@@ -19,6 +19,9 @@
 #define FARM_MAX_REGION_SIZE (1ull << 31) /* offsets are 32 bits */
 #define FARM_MAX_REGIONS (1u << 14) /* HELLO lists a node's regions in one message */
 #define FARM_MAX_VNODES 4096u
+#define FARM_DEFAULT_LOG_SIZE (1u << 20)
+#define FARM_MIN_LOG_SIZE (4u << 10)
+#define FARM_MAX_LOG_SIZE (1u << 30)
 
 /* Fill the fields left at zero/empty with what they mean (regions = 4 per
  * member, run_dir = /run/farm/CLUSTER, ...), then check the whole config.

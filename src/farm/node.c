@@ -137,6 +137,10 @@ static void reap(struct farm *f, const struct unet_msg_comp *c)
 	struct farm_op *o;
 	int status;
 
+	if (ctx & FARM_TX_CTX_TAG) {
+		farm__tx_reap(f, c);
+		return;
+	}
 	if (i >= f->nops || f->ops[i].gen != (uint16_t)(ctx >> 32))
 		return;
 	o = &f->ops[i];
@@ -187,6 +191,8 @@ int farm_poll(struct farm *f)
 	}
 	if (f->pend_unsent)
 		work += farm__pend_poll(f);
+	if (f->tx)
+		work += farm__tx_poll(f);
 	return work;
 }
 
@@ -194,6 +200,8 @@ int farm_idle(struct farm *f, int timeout_ms)
 {
 	if (!f)
 		return -EINVAL;
+	if (f->tx)
+		farm__tx_idle(f);
 	return unet_msg_idle(f->mep, timeout_ms);
 }
 
@@ -678,7 +686,7 @@ int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeou
 		goto fail;
 	}
 	pool = FARM_PAGE_SIZE + (uint64_t)farm_rmap_held(&f->map, self, NULL) * f->cfg.region_size +
-	       (1u << 20);
+	       farm__tx_log_bytes(&f->cfg) + (1u << 20);
 	memset(&ea, 0, sizeof(ea));
 	ea.max_chans = FARM_MAX_MEMBERS;
 	ea.seg_size = (size_t)f->cfg.nmembers * FARM_STAGE_SIZE;
@@ -708,6 +716,8 @@ int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeou
 		goto fail;
 	}
 	if ((rc = setup_memory(f, err, errlen)))
+		goto fail;
+	if ((rc = farm__tx_init(f, err, errlen)))
 		goto fail;
 	unet_msg_handle(f->mep, FARM_MSG_HELLO, on_hello, f);
 	farm__serve_register(f);
@@ -741,6 +751,7 @@ void farm_node_stop(struct farm *f)
 {
 	if (!f)
 		return;
+	farm__tx_fini(f);
 	if (f->rdma)
 		unet_rdma_destroy(f->rdma); /* releases the registered memory */
 	if (f->mep)

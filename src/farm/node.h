@@ -123,6 +123,7 @@ struct farm {
 	bool started;
 
 	struct farm_stats st;
+	struct farm_txs *tx; /* transactions: tx.h */
 };
 
 #define FARM_MSGBUF_SIZE (128u << 10)
@@ -156,6 +157,22 @@ int farm__primary_free(struct farm *f, farm_addr_t addr, bool local, uint32_t lo
 		       const struct unet_msg *from);
 int farm__primary_write(struct farm *f, farm_addr_t addr, const void *buf, uint32_t len,
 			bool local, uint32_t local_op, const struct unet_msg *from);
+
+int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool local,
+			  uint32_t local_op, const struct unet_msg *from);
+
+/* tx.c, tx_commit.c, log.c: transactions. init registers the logs (before
+ * the HELLOs: their key is in the node page) and the handlers; poll applies
+ * truncated log records and flushes truncation points; idle flushes them
+ * before the node blocks; reap takes completions whose ctx has
+ * FARM_TX_CTX_TAG. */
+#define FARM_TX_CTX_TAG (1ull << 63)
+uint64_t farm__tx_log_bytes(const struct farm_config *cfg);
+int farm__tx_init(struct farm *f, char *err, size_t errlen);
+void farm__tx_fini(struct farm *f);
+int farm__tx_poll(struct farm *f);
+void farm__tx_idle(struct farm *f);
+void farm__tx_reap(struct farm *f, const struct unet_msg_comp *c);
 
 /* Address checks shared by the calls: -ENOENT, -ERANGE, -EINVAL, -EFBIG. */
 int farm__check_addr(const struct farm *f, farm_addr_t addr, uint32_t len);

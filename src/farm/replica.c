@@ -231,6 +231,43 @@ int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool loc
 	return 0;
 }
 
+/* A transaction's reservation (tx.h): the object comes out locked and is
+ * not replicated (its image reaches the backups in the transaction's
+ * COMMIT-BACKUP records, or never if it aborts); a slab carved for it is,
+ * like any allocation's, before the answer. */
+int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool local,
+			  uint32_t local_op, const struct unet_msg *from)
+{
+	struct farm_replica *x;
+	struct farm_pend *p;
+	uint64_t off;
+	int pi, rc;
+
+	if (region >= f->map.nregions)
+		return -ENOENT;
+	if (!(x = primary_of(f, region)))
+		return -ENXIO;
+	if ((pi = pend_new(f)) < 0)
+		return pi;
+	p = &f->pends[pi];
+	rc = farm_slab_alloc_locked(&x->slab, size, &off, &p->ch);
+	if (rc) {
+		pend_release(f, (uint32_t)pi);
+		return rc;
+	}
+	p->ch.n--; /* the object's own lines: last in the list */
+	p->kind = FARM_PEND_ALLOC;
+	p->region = region;
+	p->obj_off = off;
+	p->value = FARM_ADDR(region, off);
+	pend_waiter(p, local, local_op, from);
+	if (p->ch.n == 0 || f->map.k == 1)
+		pend_finish(f, (uint32_t)pi);
+	else
+		pend_start(f, (uint32_t)pi);
+	return 0;
+}
+
 int farm__primary_free(struct farm *f, farm_addr_t addr, bool local, uint32_t local_op,
 		       const struct unet_msg *from)
 {

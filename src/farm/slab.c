@@ -145,11 +145,13 @@ static int carve(struct farm_slab *s, int cls, struct farm_slab_change *ch)
 	return 0;
 }
 
-int farm_slab_alloc(struct farm_slab *s, uint32_t size, uint64_t *off,
-		    struct farm_slab_change *ch)
+/* Take a slot for `size` bytes (free list first, then the current slab,
+ * then a new slab): its offset in *off, a carved slab header in ch. */
+static int take_slot(struct farm_slab *s, uint32_t size, uint64_t *off,
+		     struct farm_slab_change *ch)
 {
 	int cls = size && size <= FARM_OBJ_MAX ? farm_slab_class(farm_obj_lines(size)) : -EINVAL;
-	uint64_t o, h;
+	uint64_t o;
 
 	ch->n = 0;
 	if (cls < 0)
@@ -167,23 +169,84 @@ int farm_slab_alloc(struct farm_slab *s, uint32_t size, uint64_t *off,
 		o = s->cur_next[cls];
 		s->cur_next[cls] += (uint64_t)class_lines[cls] * FARM_LINE;
 	}
-	h = farm_word_load(s->base + o);
-	farm_obj_format(s->base + o, size, farm_ver_next(farm_hdr_version(h)));
+	*off = o;
+	return 0;
+}
+
+/* Account for the object at `o` and add its lines to the changes. */
+static void took(struct farm_slab *s, uint32_t size, uint64_t o, uint64_t *off,
+		 struct farm_slab_change *ch)
+{
 	s->objects++;
 	s->bytes += size;
 	ch->r[ch->n].off = o;
 	ch->r[ch->n].len = farm_obj_lines(size) * FARM_LINE;
 	ch->n++;
 	*off = o;
+}
+
+int farm_slab_alloc(struct farm_slab *s, uint32_t size, uint64_t *off,
+		    struct farm_slab_change *ch)
+{
+	uint64_t o, h;
+	int rc = take_slot(s, size, &o, ch);
+
+	if (rc)
+		return rc;
+	h = farm_word_load(s->base + o);
+	farm_obj_format(s->base + o, size, farm_ver_next(farm_hdr_version(h)));
+	took(s, size, o, off, ch);
 	return 0;
+}
+
+int farm_slab_alloc_locked(struct farm_slab *s, uint32_t size, uint64_t *off,
+			   struct farm_slab_change *ch)
+{
+	uint64_t o, h, ver;
+	uint8_t *obj;
+	int rc = take_slot(s, size, &o, ch);
+
+	if (rc)
+		return rc;
+	obj = s->base + o;
+	h = farm_word_load(obj);
+	ver = farm_ver_next(farm_hdr_version(h));
+	/* Locked before anything changes, so that no reader ever sees the new
+	 * object unlocked: it is the reserving transaction's until it commits. */
+	farm_word_store(obj, h | FARM_OBJ_LOCK);
+	for (uint32_t i = 0; i < farm_obj_lines(size); i++) {
+		if (i)
+			__atomic_store_n((uint64_t *)(obj + (size_t)i * FARM_LINE), ver,
+					 __ATOMIC_RELAXED);
+		memset(obj + (size_t)i * FARM_LINE + 8, 0, FARM_LINE_PAYLOAD);
+	}
+	farm_word_store(obj, farm_hdr_make(true, size, ver) | FARM_OBJ_LOCK);
+	took(s, size, o, off, ch);
+	return 0;
+}
+
+/* With the object locked (h: its header, unlocked): put it on its class's
+ * free list and publish it unallocated under the next version. */
+static void release(struct farm_slab *s, uint64_t off, uint64_t h, struct farm_slab_change *ch)
+{
+	uint32_t osize = farm_hdr_size(h);
+	int cls = farm_slab_class(farm_obj_lines(osize));
+
+	*link_of(s, off) = s->free_head[cls];
+	s->free_head[cls] = off;
+	farm_word_store(s->base + off, farm_hdr_make(false, 0, farm_ver_next(farm_hdr_version(h))));
+	s->objects--;
+	s->bytes -= osize;
+	ch->r[0].off = off;
+	ch->r[0].len = FARM_LINE;
+	ch->n = 1;
 }
 
 int farm_slab_free(struct farm_slab *s, uint64_t off, struct farm_slab_change *ch)
 {
 	uint64_t size = (uint64_t)s->nlines * FARM_LINE, h;
-	uint32_t osize;
 	bool ok;
-	int rc, cls;
+	int rc;
 
 	ch->n = 0;
 	if ((rc = farm_slab_check_off(size, off)))
@@ -193,15 +256,21 @@ int farm_slab_free(struct farm_slab *s, uint64_t off, struct farm_slab_change *c
 		return -EINVAL;
 	if (!ok)
 		return -EBUSY;
-	osize = farm_hdr_size(h);
-	cls = farm_slab_class(farm_obj_lines(osize));
-	*link_of(s, off) = s->free_head[cls];
-	s->free_head[cls] = off;
-	farm_word_store(s->base + off, farm_hdr_make(false, 0, farm_ver_next(farm_hdr_version(h))));
-	s->objects--;
-	s->bytes -= osize;
-	ch->r[0].off = off;
-	ch->r[0].len = FARM_LINE;
-	ch->n = 1;
+	release(s, off, h, ch);
+	return 0;
+}
+
+int farm_slab_free_locked(struct farm_slab *s, uint64_t off, struct farm_slab_change *ch)
+{
+	uint64_t size = (uint64_t)s->nlines * FARM_LINE, h;
+	int rc;
+
+	ch->n = 0;
+	if ((rc = farm_slab_check_off(size, off)))
+		return rc;
+	h = farm_word_load(s->base + off);
+	if (!farm_hdr_alloc(h) || !farm_hdr_locked(h))
+		return -EINVAL;
+	release(s, off, h & ~FARM_OBJ_LOCK, ch);
 	return 0;
 }

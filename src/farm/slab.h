@@ -84,6 +84,14 @@ int farm_slab_alloc(struct farm_slab *s, uint32_t size, uint64_t *off,
  * allocated object, -EBUSY locked by a writer (retry). */
 int farm_slab_free(struct farm_slab *s, uint64_t off, struct farm_slab_change *ch);
 
+/* For transactions (tx.h): allocate an object that comes out locked (a
+ * transaction's reservation, published when its commit unlocks it), and
+ * free an object whose lock the caller holds (-EINVAL when it is not
+ * allocated and locked). Same returns otherwise. */
+int farm_slab_alloc_locked(struct farm_slab *s, uint32_t size, uint64_t *off,
+			   struct farm_slab_change *ch);
+int farm_slab_free_locked(struct farm_slab *s, uint64_t off, struct farm_slab_change *ch);
+
 /* Check `off` names an object start this region can hold (line-aligned,
  * past the region header, inside the region): 0, -ERANGE or -EINVAL. */
 int farm_slab_check_off(uint64_t size, uint64_t off);

@@ -21,6 +21,10 @@ enum farm_msg_type {
 	FARM_MSG_FREE,       /* to a region's primary: free an object */
 	FARM_MSG_WRITE,      /* to a region's primary: write an object */
 	FARM_MSG_REPL,       /* primary to backup: store these bytes */
+	/* Transactions (layouts in log.h): */
+	FARM_MSG_TX_LOG,     /* coordinator to participant: act on a log record */
+	FARM_MSG_TX_ALLOC,   /* to a region's primary: reserve an object for a tx */
+	FARM_MSG_TX_RELEASE, /* to a region's primary: free an aborted tx's reservations */
 };
 
 struct farm_wire_hdr {
@@ -96,8 +100,13 @@ struct farm_node_page {
 	uint64_t config_id;
 	uint32_t member;
 	uint32_t pad;
+	/* Transaction logs (log.h): key, data bytes per ring, rings. */
+	uint64_t log_key;
+	uint64_t log_cap;
+	uint64_t log_nrings;
 };
 #define FARM_PAGE_CONFIG_OFF 8u
+#define FARM_PAGE_LOG_OFF 24u
 
 /* The fence: work issued under configuration `theirs` is refused by a node
  * in configuration `mine` when it is older. Newer is accepted: the sender

@@ -1,0 +1,202 @@
+/*
+ * tx.h - the inside of FaRM transactions (the contract is farm.h; the
+ * protocol and the reasons for its shape are in docs/tx.md).
+ *
+ *   tx.c         the pool, execution (reads, buffered writes, alloc, free),
+ *                abort, the hooks node.c calls
+ *   tx_commit.c  the coordinator: plan, log reservation, LOCK, VALIDATE,
+ *                COMMIT-BACKUP, COMMIT-PRIMARY, truncation points, and the
+ *                requests it waits for
+ *   log.c        the participant: the log region, what a primary does with
+ *                LOCK / COMMIT-PRIMARY / abort, what a backup does at
+ *                truncation, the message handlers
+ *   log.h        the log and message layouts
+ *
+ * Everything a transaction needs is allocated at node start: a pool of
+ * FARM_TX_POOL transactions, each with room for FARM_TX_MAX_BYTES of object
+ * images, a staging area for records bound to other nodes, a request
+ * table. Commits of one node run one at a time (farm_tx_commit blocks), so
+ * the per-commit scratch lives once per node; executions of several open
+ * transactions may interleave.
+ */
+#ifndef FARM_TX_H
+#define FARM_TX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "farm/farm.h"
+#include "log.h"
+#include "node.h"
+
+#define FARM_TX_POOL 16u
+#define FARM_TX_REQS 256u  /* requests in flight (doorbells, releases) */
+#define FARM_TX_DEFER 256u /* replies waiting for msg staging room */
+#define FARM_TX_MAGIC 0x46544158u /* "FTAX" */
+
+enum { FARM_TXS_FREE = 0, FARM_TXS_ACTIVE };
+
+/* Write-set flags (the same bits as the log entries'). */
+enum { FARM_TXW_ALLOC = FARM_LOGENT_ALLOC, FARM_TXW_FREE = FARM_LOGENT_FREE };
+
+struct farm_txr {
+	farm_addr_t addr;
+	uint64_t ver;
+};
+
+struct farm_txw {
+	farm_addr_t addr;
+	uint64_t ver;   /* version read (or of the reservation): LOCK checks it */
+	uint32_t size;  /* the object's payload size */
+	uint32_t img;   /* offset of its whole image in the tx's image buffer */
+	uint32_t flags;
+	uint32_t pad;
+};
+
+struct farm_tx {
+	uint32_t magic;
+	uint32_t state;
+	struct farm *f;
+	uint32_t idx, next_free;
+	uint64_t id;
+	uint64_t config_id; /* configuration it began in */
+	uint32_t nrd, nwr, img_used, nalloc;
+	enum farm_abort_reason doom; /* set: the tx will abort with this reason */
+	struct farm_txr rd[FARM_TX_MAX_READS];
+	struct farm_txw wr[FARM_TX_MAX_WRITES];
+	uint8_t *img;
+};
+
+/* The coordinator's view of its ring at participant p. */
+struct farm_txpeer {
+	bool known;         /* log key and geometry read from p's node page */
+	uint64_t key;
+	uint64_t base;      /* offset of our ring (its control lines) in p's log */
+	uint64_t cap;
+	uint64_t tail;      /* next write position */
+	uint64_t head;      /* p's head as last seen: space before it is free */
+	uint64_t trunc;     /* records before this belong to finished txs */
+	uint64_t trunc_sent;/* the trunc p has been told */
+};
+
+/* The participant's view of the ring coordinator c writes into. */
+struct farm_txring {
+	struct farm_logctl *ctl;
+	uint8_t *data;
+	uint64_t head; /* applied and freed up to here */
+};
+
+/* One commit's work at one participant. */
+struct farm_txpart {
+	uint8_t nl, ncb;
+	uint8_t l[FARM_TX_MAX_WRITES];  /* write-set entries it leads */
+	uint8_t cb[FARM_TX_MAX_WRITES]; /* entries of regions it backs up */
+	uint32_t len_l, len_cb;         /* record lengths (0: none) */
+	uint64_t pos_l, pos_cb, pos_cp;
+	int32_t req;                    /* request slot in flight, -1 */
+	int32_t status;                 /* outcome of the current phase */
+	uint32_t reason;
+	bool wrote_l, locked, wrote_cb, failed;
+};
+
+enum { FARM_TXQ_FREE = 0, FARM_TXQ_WAIT, FARM_TXQ_DONE, FARM_TXQ_ABANDONED };
+
+struct farm_txreq {
+	uint16_t gen;
+	uint8_t state;
+	int32_t status;
+	uint32_t next_free;
+	struct farm_wire_txrep rep;
+};
+
+struct farm_txdefer {
+	struct unet_msg m;
+	struct farm_wire_txrep rep;
+};
+
+/* Counters beyond farm_stats, for tests and benchmarks. */
+struct farm_txstats {
+	uint64_t abort[FARM_ABORT_USER + 1]; /* aborts by reason */
+	uint64_t log_waits;     /* commits that found a log full and waited */
+	uint64_t log_kicks;     /* TRUNC requests sent */
+	uint64_t trunc_flushes; /* idle truncation flushes */
+	uint64_t cb_applied, cb_skipped; /* backup entries applied / older */
+	uint64_t bad_records;   /* malformed or stale records refused */
+	uint64_t cp_failed;     /* COMMIT-PRIMARY not acked (tx committed) */
+	uint64_t locks_refused; /* LOCK records this node refused */
+};
+
+/* Test hook: called in farm_tx_commit after a phase (the hook may
+ * farm_poll, never start another commit). */
+enum { FARM_TXH_LOCKED = 1, FARM_TXH_BACKED_UP };
+typedef void (*farm_tx_hook)(struct farm *f, int phase, void *arg);
+
+struct farm_txs {
+	/* logs (log.c) */
+	struct unet_mr *log_mr;
+	uint8_t *log;
+	uint64_t cap, stride;
+	uint32_t nrings;
+	struct farm_txring ring[FARM_MAX_MEMBERS];
+	struct farm_txdefer defer[FARM_TX_DEFER];
+	uint32_t ndefer;
+
+	/* coordinator (tx_commit.c) */
+	struct farm_txpeer peer[FARM_MAX_MEMBERS];
+	uint8_t *rep_idx; /* region r: its k replicas as member indices */
+	uint32_t k;
+	uint8_t *stage;
+	size_t stage_len, stage_at;
+	uint32_t posted; /* one-sided operations not yet reaped */
+	struct farm_txpart part[FARM_MAX_MEMBERS];
+	uint8_t involved[FARM_MAX_MEMBERS];
+	uint32_t ninvolved;
+	uint32_t regions[FARM_TX_MAX_WRITES];
+	uint32_t nregions;
+	uint64_t vword[FARM_TX_MAX_READS];
+	uint64_t vcfg[FARM_MAX_MEMBERS];
+	uint64_t pageinfo[FARM_MAX_MEMBERS][3];
+	struct farm_txreq req[FARM_TX_REQS];
+	uint32_t req_free;
+	bool in_commit, trunc_dirty;
+	uint64_t last_end_ns;
+	uint32_t polls;
+
+	/* pool (tx.c) */
+	struct farm_tx *pool;
+	uint8_t *img_mem;
+	uint32_t free_head, free_tail, nfree;
+	uint64_t seq;
+	uint32_t begins;
+
+	farm_tx_hook hook;
+	void *hook_arg;
+	struct farm_txstats st;
+};
+
+/* log.c: the participant. c is the ring (coordinator member index). */
+int farm__log_init(struct farm *f, char *err, size_t errlen);
+void farm__log_register(struct farm *f);
+int farm__txp_lock(struct farm *f, uint32_t c, uint64_t pos, uint32_t *reason);
+int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos);
+int farm__txp_abort(struct farm *f, uint32_t c, uint64_t pos);
+int farm__txp_apply(struct farm *f, uint32_t c);
+int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t size);
+int farm__log_flush_replies(struct farm *f);
+
+/* tx_commit.c: the coordinator. */
+int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why);
+int farm__tx_validate(struct farm_tx *tx, enum farm_abort_reason *why);
+void farm__tx_release_allocs(struct farm_tx *tx);
+void farm__tx_flush_trunc(struct farm *f);
+int farm__tx_read_word(struct farm *f, uint32_t region, uint64_t off, uint64_t *w);
+
+/* For tests and benchmarks. */
+void farm__tx_set_hook(struct farm *f, farm_tx_hook fn, void *arg);
+void farm__tx_get_stats(const struct farm *f, struct farm_txstats *st);
+/* Tell every participant our truncation points now (one-sided writes). */
+void farm__tx_flush(struct farm *f);
+/* Records in this node's rings not yet applied (0: drained). */
+uint64_t farm__tx_unapplied(struct farm *f);
+
+#endif /* FARM_TX_H */
