@@ -89,8 +89,8 @@ struct xdp_ep {
 	uint32_t tx_first, ntx;
 	uint8_t *rx_state;      /* FR_KERNEL or FR_APP per rx frame */
 	uint32_t *rx_off;       /* payload offset handed out, per rx frame */
-	uint32_t *tx_free;      /* stack of free tx frame indices */
-	uint32_t ntx_free;
+	uint32_t *tx_free;      /* free tx frame indices, oldest first (see comp_reap) */
+	uint32_t tx_head, ntx_free; /* index of the oldest; how many */
 	uint8_t *tx_busy;       /* 1 while a tx frame is with the kernel */
 
 	struct xsk_umem *umem;
@@ -446,7 +446,8 @@ static int xdp_ep_create(struct unet_ep *ep, const char *name)
 								<< xe->fshift;
 	xsk_ring_prod__submit(&xe->fill, xe->nrx);
 	for (uint32_t i = 0; i < xe->ntx; i++)
-		xe->tx_free[i] = xe->ntx - 1 - i;
+		xe->tx_free[i] = i;
+	xe->tx_head = 0;
 	xe->ntx_free = xe->ntx;
 
 	ep->seg = xe->umem_area;
@@ -534,7 +535,14 @@ static void xdp_chan_close(struct unet_ep *ep, unsigned id)
 
 /* ---- data path -------------------------------------------------------- */
 
-/* Take back tx frames the kernel has finished with. */
+/* Take back tx frames the kernel says it has finished with. They queue up
+ * behind every other free frame (a FIFO, not a stack) because on veth in
+ * copy mode (kernel 6.18), under flat-out sending, the completion ring now
+ * and then returns a frame the kernel has yet to read: a frame scribbled
+ * over the moment its completion arrived went out scribbled. Refilled at
+ * once (a stack), such a frame went out carrying the next message -- a
+ * duplicate, and the original lost (unet-perf compare-net, BENCHMARKS.md);
+ * reused only after every other free frame, it is long done with. */
 static void comp_reap(struct xdp_ep *xe)
 {
 	uint32_t idx = 0, n = xsk_ring_cons__peek(&xe->comp, xe->ntx, &idx);
@@ -547,7 +555,8 @@ static void comp_reap(struct xdp_ep *xe)
 			continue;
 		}
 		xe->tx_busy[f - xe->tx_first] = 0;
-		xe->tx_free[xe->ntx_free++] = (uint32_t)(f - xe->tx_first);
+		xe->tx_free[(xe->tx_head + xe->ntx_free++) & (xe->ntx - 1)] =
+		    (uint32_t)(f - xe->tx_first);
 	}
 	if (n)
 		xsk_ring_cons__release(&xe->comp, n);
@@ -600,7 +609,7 @@ static void xdp_tx(struct unet_ep *ep)
 				if (xe->ntx_free == 0)
 					break; /* every frame in flight: retry later */
 			}
-			uint32_t ti = 0, f = xe->tx_free[xe->ntx_free - 1];
+			uint32_t ti = 0, f = xe->tx_free[xe->tx_head];
 			uint64_t addr = (uint64_t)(xe->tx_first + f) << xe->fshift;
 			const struct xdp_chan *c = ch->priv;
 			/* ntx frames and ntx TX slots: a free frame means a free
@@ -608,6 +617,7 @@ static void xdp_tx(struct unet_ep *ep)
 			if (xsk_ring_prod__reserve(&xe->tx, 1, &ti) != 1)
 				break;
 			xe->ntx_free--;
+			xe->tx_head = (xe->tx_head + 1) & (xe->ntx - 1);
 			struct xdp_desc *td = xsk_ring_prod__tx_desc(&xe->tx, ti);
 			td->addr = addr;
 			td->len = xf_build(xe->umem_area + addr, &c->t,
