@@ -94,6 +94,8 @@ int farm_alloc(struct farm *f, uint32_t size, farm_addr_t near, farm_addr_t *out
 
 	if (!f || !out)
 		return -EINVAL;
+	if (!farm__serving(f))
+		return -ESTALE; /* lease lapsed */
 	if (size == 0 || size > FARM_OBJ_MAX)
 		return -EINVAL;
 	n = f->map.nregions;

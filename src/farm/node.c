@@ -281,7 +281,9 @@ int farm__admit(struct farm *f, const struct unet_msg *m, uint32_t min_len)
 		return -EPROTO;
 	}
 	memcpy(&h, m->data, sizeof(h));
-	if (farm_fence(f->config_id, h.config_id)) {
+	if (farm_fence(f->config_id, h.config_id) || !farm__serving(f)) {
+		/* Older configuration, or our lease lapsed (membership.h): a
+		 * node that may have been removed serves nothing. */
 		f->st.stale_refused++;
 		if (m->req_id)
 			farm__reply(f, m, -ESTALE, 0);
@@ -348,6 +350,18 @@ static void hello_done(struct farm *f, uint32_t peer, int status)
 		p->hello_acked = true;
 	else
 		p->hello_err = status;
+}
+
+/* For membership_node.c: HELLOs again after a configuration change, and
+ * the fingerprint they carry. */
+int farm__hello_send(struct farm *f, uint32_t peer)
+{
+	return hello_send(f, peer);
+}
+
+uint64_t farm__config_hash(const struct farm_config *c)
+{
+	return config_hash(c);
 }
 
 static void on_hello(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)

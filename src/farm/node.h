@@ -123,6 +123,9 @@ struct farm {
 	bool started;
 
 	struct farm_stats st;
+	/* Membership's lease flag (membership_node.h): 0 = lease lapsed, serve
+	 * nothing. NULL with static membership: always serving. */
+	const int *serving;
 	struct farm_txs *tx; /* transactions: tx.h */
 };
 
@@ -173,6 +176,14 @@ void farm__tx_fini(struct farm *f);
 int farm__tx_poll(struct farm *f);
 void farm__tx_idle(struct farm *f);
 void farm__tx_reap(struct farm *f, const struct unet_msg_comp *c);
+
+/* Checked on every request and before every read, write and commit. */
+static inline bool farm__serving(const struct farm *f)
+{
+	return !f->serving || __atomic_load_n(f->serving, __ATOMIC_ACQUIRE);
+}
+int farm__hello_send(struct farm *f, uint32_t peer);
+uint64_t farm__config_hash(const struct farm_config *c);
 
 /* Address checks shared by the calls: -ENOENT, -ERANGE, -EINVAL, -EFBIG. */
 int farm__check_addr(const struct farm *f, farm_addr_t addr, uint32_t len);

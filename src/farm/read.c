@@ -35,8 +35,12 @@ int farm__check_addr(const struct farm *f, farm_addr_t addr, uint32_t len)
 {
 	uint32_t region = FARM_REGION(addr), off = FARM_OFFSET(addr);
 
+	if (!farm__serving(f))
+		return -ESTALE; /* lease lapsed: maybe removed, never serve stale data */
 	if (region >= f->map.nregions)
 		return -ENOENT;
+	if (!f->regions[region].known)
+		return -EAGAIN; /* a new primary whose key is not learnt yet */
 	if (off >= f->cfg.region_size)
 		return -ERANGE;
 	if (off < FARM_LINE || off % FARM_LINE)

@@ -69,6 +69,7 @@ static int cmd_status(struct farmd *d, struct sbuf *out)
 	sb_json_str(out, c->cluster);
 	sb_printf(out, ",\"nic\":");
 	sb_json_str(out, c->nic);
+	farmd_zk_status(d, out);
 	sb_printf(out,
 		  ",\"config_id\":%llu,\"region_size\":%llu,\"regions\":%u,\"replicas\":%u,"
 		  "\"vnodes\":%u,\"uptime_ms\":%llu,\"startup_ms\":%llu,\"members\":[",

@@ -62,7 +62,21 @@ struct farmd {
 	bool stop;
 	const char *stop_reason;
 	uint64_t start_ns, ready_ns;
+	/* --zk (zk.c) */
+	struct farm_membership *mem;
+	uint32_t lease_ms;
+	uint64_t lease_flips, rehello_until;
 };
+
+/* ---- zk.c: ZooKeeper membership (--zk) ---- */
+struct farm_membership;
+/* Join through ZooKeeper; on success d->cfg is the configuration to start. */
+int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeout_ms, char *err,
+		  size_t errlen);
+void farmd_zk_attach(struct farmd *d); /* after farm_node_start */
+void farmd_zk_poll(struct farmd *d);   /* node loop: adopt new configurations */
+void farmd_zk_stop(struct farmd *d);   /* before farm_node_stop */
+void farmd_zk_status(struct farmd *d, struct sbuf *out); /* ,"membership":... */
 
 /* ---- admin.c ---- */
 /* Bind RUN_DIR/node-ID.sock (refusing one a live node answers on). */

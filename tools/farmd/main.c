@@ -1,7 +1,7 @@
 /*
  * main.c - farmd: one FaRM node as a process.
  *
- *   farmd --config FILE --id N [--timeout MS] [--log-level L]
+ *   farmd --config FILE --id N [--timeout MS] [--log-level L] [--zk HOSTS [--lease-ms MS]]
  *
  * Order of start-up, and why:
  *  1. arguments and config (exit 2 on either, with the parser's line);
@@ -35,7 +35,7 @@
 #define ADMIN_EVERY_NS 1000000 /* look at the admin socket this often when busy */
 
 static const char usage_text[] =
-    "usage: farmd --config FILE --id N [--timeout MS] [--log-level L]\n"
+    "usage: farmd --config FILE --id N [--timeout MS] [--log-level L] [--zk HOSTS]\n"
     "\n"
     "Runs node N of the FaRM cluster described by FILE (see farm_config_load in\n"
     "farm.h; `farm cluster up` writes one). Logs to stderr, serves the admin\n"
@@ -45,6 +45,10 @@ static const char usage_text[] =
     "  --id N            this node's member id (required)\n"
     "  --timeout MS      how long to wait for the other members (default 10000)\n"
     "  --log-level L     error, warn, info (default) or debug\n"
+    "  --zk HOSTS        ZooKeeper membership (host:port,...): configurations,\n"
+    "                    CM election, leases; without it the config file is the\n"
+    "                    static membership\n"
+    "  --lease-ms MS     lease between the CM and members with --zk (default 20)\n"
     "  --help            this text\n"
     "\n"
     "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or config.\n";
@@ -165,6 +169,7 @@ static void run(struct farmd *d)
 		int n = farm_poll(d->f);
 		uint64_t now;
 
+		farmd_zk_poll(d); /* one atomic load unless a configuration came */
 		if (n < 0 && errors++ < 10)
 			farmd_log(FARMD_WARN, "progress: %s", farm_strerror(n));
 		/* Idle: sleep in farm_idle. It returns early when a peer needs us;
@@ -188,12 +193,13 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},  {"id", required_argument, NULL, 'i'},
 	    {"timeout", required_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'l'},
+	    {"zk", required_argument, NULL, 'z'},      {"lease-ms", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	static struct farmd d; /* big (config, client buffers): not on the stack */
 	enum farmd_level level = FARMD_INFO;
-	const char *conf = NULL;
-	long id = -1, timeout = 10000;
+	const char *conf = NULL, *zk = NULL;
+	long id = -1, timeout = 10000, lease_ms = 0;
 	char err[512] = "";
 	struct sigaction sa = {.sa_handler = startup_signal};
 	sigset_t mask;
@@ -201,8 +207,14 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:i:t:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:i:t:l:z:L:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'z':
+			zk = optarg;
+			break;
+		case 'L':
+			lease_ms = parse_long(optarg, 2, 60000, "--lease-ms");
+			break;
 		case 'c':
 			conf = optarg;
 			break;
@@ -289,15 +301,25 @@ int main(int argc, char **argv)
 		  (unsigned long long)d.cfg.region_size, d.cfg.replicas,
 		  (unsigned long long)d.cfg.config_id, timeout);
 	d.start_ns = farmd_now_ns();
+	if (zk) {
+		rc = farmd_zk_join(&d, zk, (uint32_t)lease_ms, (int)timeout, err, sizeof(err));
+		if (rc < 0) {
+			farmd_log(FARMD_ERROR, "cannot join through ZooKeeper: %s", err);
+			remove_pid_file(d.pid_path);
+			return rc == -ENOTSUP ? 2 : 1;
+		}
+	}
 	rc = farm_node_start_err(&d.cfg, d.id, (int)timeout, &d.f, err, sizeof(err));
 	if (rc < 0) {
 		/* err names the member that did not answer, the field that is wrong... */
 		farmd_log(FARMD_ERROR, "cannot start node %u: %s", d.id,
 			  err[0] ? err : farm_strerror(rc));
+		farmd_zk_stop(&d);
 		remove_pid_file(d.pid_path);
 		return 1;
 	}
 	d.ready_ns = farmd_now_ns();
+	farmd_zk_attach(&d);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -310,6 +332,7 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		farmd_log(FARMD_ERROR, "cannot open the admin socket %s: %s", d.sock_path,
 			  rc == -EADDRINUSE ? "another node answers on it" : strerror(-rc));
+		farmd_zk_stop(&d);
 		farm_node_stop(d.f);
 		remove_pid_file(d.pid_path);
 		return 1;
@@ -323,6 +346,7 @@ int main(int argc, char **argv)
 
 	farmd_log(FARMD_INFO, "stopping (%s)", d.stop_reason ? d.stop_reason : "?");
 	admin_close(&d);
+	farmd_zk_stop(&d);
 	farm_node_stop(d.f);
 	close(d.sig_fd);
 	remove_pid_file(d.pid_path);

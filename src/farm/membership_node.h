@@ -1,0 +1,50 @@
+/*
+ * membership_node.h - where membership (membership.h) meets the node
+ * runtime (node.h): the lease flag the node checks, the node page fence
+ * while the lease is lapsed, and adopting a new configuration.
+ *
+ * The node thread calls farm__membership_attach once after
+ * farm_node_start, then, whenever farm_membership_changed() says so,
+ * farm_membership_take() and farm__adopt_config(); and farm__rehello_poll
+ * now and then. The lease thread calls farm__lease_fence on every change of
+ * the lease (through the membership's on_serving callback).
+ *
+ * Adopting a configuration changes the config id (the -ESTALE fence),
+ * the member list and the region map: a backup whose primary was removed
+ * becomes the primary of its replica (its slab allocator rebuilt from the
+ * region bytes), and every node sends its HELLO again so that readers learn
+ * the keys of new primaries (a region whose primary's key is not known yet
+ * reads -EAGAIN). What this does NOT do is recovery (FaRM SOSP'15 5.3):
+ * in-flight transactions, re-replication of lost replicas, and memory for
+ * regions a node newly backs: those come with the recovery work. Members
+ * added by a configuration are recorded but get no channel: a node joining
+ * a running cluster needs recovery to receive its regions.
+ */
+#ifndef FARM_MEMBERSHIP_NODE_H
+#define FARM_MEMBERSHIP_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "farm/farm.h"
+
+/* Make the node check `flag` (never NULL; 0 = lease lapsed) on every
+ * request, read, write and commit, and fence its node page now if it is 0. */
+void farm__membership_attach(struct farm *f, const int *flag);
+
+/* The lease started (true) or stopped (false) being valid: while it is not,
+ * the node page shows configuration 0, so peers' one-sided reads of our
+ * memory fail with -ESTALE. Any thread. */
+void farm__lease_fence(struct farm *f, bool serving);
+
+/* Move the node to configuration `next` (id above the current one, same
+ * region parameters, this node a member). 0; -ESTALE not newer; -ENOENT
+ * this node is not in it; -EINVAL other region parameters; -ENOMEM. On
+ * error nothing changed. Node thread only. */
+int farm__adopt_config(struct farm *f, const struct farm_config *next, char *err, size_t errlen);
+
+/* Re-send HELLOs a peer refused because it had not adopted the
+ * configuration yet. Returns how many were sent. Node thread only. */
+int farm__rehello_poll(struct farm *f);
+
+#endif /* FARM_MEMBERSHIP_NODE_H */
