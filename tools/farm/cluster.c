@@ -56,6 +56,10 @@ static const char up_usage[] =
     "                       $XDG_RUNTIME_DIR/farm/NAME or /tmp/farm-UID/NAME)\n"
     "  --name NAME          cluster name (default 'default')\n"
     "  --json               print the result as one JSON object\n"
+    "  --zk                 ZooKeeper membership: start a standalone ZooKeeper in\n"
+    "                       RUN_DIR/zk (stopped by `down`) and run every farmd\n"
+    "                       with --zk (CM election, configurations, leases)\n"
+    "  --lease-ms MS        lease between the CM and members with --zk (default 20)\n"
     "\n"
     "Output: 'node ID pid PID STATE ...' and 'region R primary P backups B,...' lines\n"
     "on stdout, progress on stderr. Exit: 0 ready, 1 failed, 2 bad arguments.\n";
@@ -340,7 +344,8 @@ static pid_t live_node_in(const char *run_dir, uint32_t *id)
 
 struct up_opts {
 	const char *nodes, *nic, *region_size, *regions, *replicas, *port, *timeout, *log_level;
-	bool netns;
+	const char *lease_ms;
+	bool netns, zk;
 };
 
 static void build_config(struct cli *c, const struct up_opts *o, uint32_t n, const char *nic,
@@ -412,6 +417,7 @@ static int up_fail(const struct cli *c, const struct farm_config *cfg, const pid
 	remove_leftovers(c, cfg);
 	if (netns)
 		netns_down(cfg->cluster);
+	zk_local_stop(c->run_dir, 3000); /* --zk: nothing to do otherwise */
 	return 1;
 }
 
@@ -428,8 +434,11 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 	    {"port", 0, true, &o.port, NULL},
 	    {"timeout", 0, true, &o.timeout, NULL},
 	    {"log-level", 0, true, &o.log_level, NULL},
+	    {"zk", 0, false, NULL, &o.zk},
+	    {"lease-ms", 0, true, &o.lease_ms, NULL},
 	    {NULL, 0, false, NULL, NULL},
 	};
+	static char zk_hosts[64];
 	static struct farm_config cfg, check;
 	static char text[1 << 16];
 	struct node nodes[FARM_MAX_MEMBERS] = {{0}};
@@ -462,6 +471,13 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 	    strcmp(o.log_level, "info") && strcmp(o.log_level, "debug"))
 		usage_fail(c, "--log-level must be error, warn, info or debug, got '%s'",
 			   o.log_level);
+	if (o.zk && o.netns)
+		usage_fail(c, "--zk with --netns is not supported: the local ZooKeeper listens "
+			      "on the host's loopback, which the namespaces do not reach");
+	if (o.lease_ms && !o.zk)
+		usage_fail(c, "--lease-ms needs --zk");
+	if (o.lease_ms)
+		parse_num(c, "--lease-ms", o.lease_ms, 2, 60000);
 	if (rundir_resolve(c) < 0)
 		usage_fail(c, "run directory path too long");
 	build_config(c, &o, n, nic, &cfg);
@@ -509,6 +525,11 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 		 cfg.nic);
 	if (o.netns && netns_up(c, cfg.cluster, n, err, sizeof(err)) < 0)
 		return fail(c, "cannot build the namespaces: %s", err);
+	if (o.zk) {
+		if (zk_local_start(c->run_dir, zk_hosts, sizeof(zk_hosts), err, sizeof(err)) < 0)
+			return fail(c, "cannot start ZooKeeper: %s", err);
+		progress(c, "ZooKeeper on %s (RUN_DIR/zk, pid file zk.pid)", zk_hosts);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct farm_member *m = &cfg.members[i];
 		struct spawn s = {.id = m->id,
@@ -516,7 +537,9 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 				  .log = log,
 				  .netns = m->netns,
 				  .log_level = o.log_level,
-				  .timeout_ms = timeout};
+				  .timeout_ms = timeout,
+				  .zk = o.zk ? zk_hosts : NULL,
+				  .lease_ms = o.lease_ms};
 		farm_path_log(log, sizeof(log), c->run_dir, m->id);
 		pids[i] = spawn_farmd(&s, err, sizeof(err));
 		if (pids[i] < 0) {
@@ -675,6 +698,7 @@ static int cluster_down(struct cli *c, int argc, char **argv)
 	}
 	killed = stop_pids(c, ids, pids, cfg.nmembers, timeout);
 	remove_leftovers(c, &cfg);
+	killed += zk_local_stop(c->run_dir, timeout); /* after the nodes: they leave first */
 	if (uses_netns(&cfg) && geteuid() == 0)
 		nns = netns_down(cfg.cluster);
 	if (c->json) {

@@ -110,10 +110,23 @@ struct spawn {
 	uint32_t id;
 	const char *conf, *log, *netns, *log_level;
 	int timeout_ms;
+	const char *zk;       /* --zk HOSTS, or NULL: static membership */
+	const char *lease_ms; /* --lease-ms, or NULL */
 };
 /* fork + exec farmd detached (own session, stdin /dev/null, stdout and
  * stderr to the log), inside its namespace when netns is set. */
 pid_t spawn_farmd(const struct spawn *s, char *err, size_t errlen);
+
+/* ---- zkserver.c: `cluster up --zk`, a standalone ZooKeeper in RUN_DIR/zk ---- */
+/* NULL when java and the server jar are there, else why not. */
+const char *zk_local_unavailable(void);
+/* Start it (fresh data, free 127.0.0.1 port, pid in RUN_DIR/zk.pid), wait
+ * for `imok`; hosts gets "127.0.0.1:PORT". 0 or -errno with err set. */
+int zk_local_start(const char *run_dir, char *hosts, size_t hlen, char *err, size_t errlen);
+/* The hosts string of a running one (RUN_DIR/zk.hosts). */
+int zk_local_hosts(const char *run_dir, char *hosts, size_t hlen);
+/* Stop it by pid (SIGTERM, SIGKILL after timeout_ms): 1 killed, 0 otherwise. */
+int zk_local_stop(const char *run_dir, int timeout_ms);
 
 /* ---- commands ---- */
 int cmd_cluster(int argc, char **argv);

@@ -61,12 +61,23 @@ pid_t spawn_farmd(const struct spawn *s, char *err, size_t errlen)
 			timeout,
 			"--log-level",
 			(char *)(s->log_level ? s->log_level : "info"),
-			NULL};
+			NULL, NULL, NULL, NULL, NULL};
 	struct child_err ce;
 	int pfd[2], status;
 	ssize_t n;
 	pid_t pid;
 
+	{
+		int k = 9; /* after the fixed arguments */
+		if (s->zk) {
+			argv[k++] = "--zk";
+			argv[k++] = (char *)s->zk;
+		}
+		if (s->lease_ms) {
+			argv[k++] = "--lease-ms";
+			argv[k++] = (char *)s->lease_ms;
+		}
+	}
 	farmd_path(bin, sizeof(bin));
 	snprintf(id, sizeof(id), "%u", s->id);
 	snprintf(timeout, sizeof(timeout), "%d", s->timeout_ms);

@@ -15,6 +15,8 @@
  * not built yet.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,7 +48,18 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 	char run_dir[sizeof(d->cfg.run_dir)];
 	int rc;
 
-	if ((rc = farm_membership_start(&d->cfg, d->id, &a, &d->mem, err, errlen)))
+	/* The membership, lease and ZooKeeper threads must not take the
+	 * signals main.c handles (start-up handler, then its signalfd): they
+	 * inherit this mask. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	rc = farm_membership_start(&d->cfg, d->id, &a, &d->mem, err, errlen);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
 		return rc;
 	farm_membership_config(d->mem, &mc);
 	if (mc.id > d->cfg.config_id) {
