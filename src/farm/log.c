@@ -340,9 +340,14 @@ static void apply_cb(struct farm *f, const struct farm_logrec *rec)
 		} else {
 			/* Bracketed like any write, for whoever reads a backup
 			 * (a promoted one, a checker). */
+			uint32_t last = farm_obj_lines(e->size) - 1;
+			uint32_t used = e->size - last * FARM_LINE_PAYLOAD;
 			farm_word_store(obj, h | FARM_OBJ_LOCK);
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			farm_obj_stage(obj, e->size, e->version, img, e->size);
+			/* The primary formatted the slot (zeroes past the end of
+			 * the object); this slot may hold an older object's bytes. */
+			memset(obj + (size_t)last * FARM_LINE + 8 + used, 0, FARM_LINE_PAYLOAD - used);
 			farm_obj_unlock(obj, e->size, e->version);
 		}
 		t->st.cb_applied++;
