@@ -146,6 +146,7 @@ static void test_config_text(void **state)
 	assert_int_equal(farm_mconfig_parse(buf, &d, err, sizeof(err)), 0);
 	assert_int_equal(d.id, 7);
 	assert_int_equal(d.cm, 2);
+	assert_int_equal(d.boot, 1);
 	assert_int_equal(d.cfg.config_id, 7);
 	assert_int_equal(d.cfg.nmembers, 3);
 	assert_int_equal(d.cfg.regions, c.cfg.regions);
@@ -306,6 +307,37 @@ static void test_bootstrap_and_reelection(void **state)
 	assert_int_equal(ch.nadded, 1);
 	assert_int_equal(ch.added[0], (uint32_t)cm + 1);
 	for (int i = 0; i < 3; i++)
+		farm_membership_stop(t[i].m);
+}
+
+/* The whole cluster stops and starts again: a new generation at the next
+ * id, which the nodes start in (boot == id), not a join. */
+static void test_new_generation(void **state)
+{
+	(void)state;
+	SKIP_IF_NO_ZK();
+	static struct mthread t[2];
+	struct farm_config seed;
+	struct farm_mconfig c;
+	char name[64];
+
+	seed_config(&seed, 2, name, sizeof(name));
+	start_many(t, 2, &seed);
+	assert_int_equal(farm_membership_config(t[0].m, &c), 0);
+	assert_int_equal(c.id, 1);
+	assert_int_equal(c.boot, 1);
+	farm_membership_stop(t[0].m);
+	farm_membership_stop(t[1].m);
+	start_many(t, 2, &seed);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(farm_membership_config(t[i].m, &c), 0);
+		assert_true(c.id >= 2);
+		assert_int_equal(c.boot, c.id);
+		assert_int_equal(c.cfg.nmembers, 2);
+	}
+	printf("# cluster stopped and started again: new generation in configuration %llu\n",
+	       (unsigned long long)c.id);
+	for (int i = 0; i < 2; i++)
 		farm_membership_stop(t[i].m);
 }
 
@@ -781,6 +813,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_text),
 	    cmocka_unit_test_teardown(test_bootstrap_and_reelection, proc_teardown),
+	    cmocka_unit_test(test_new_generation),
 	    cmocka_unit_test(test_conditional_races),
 	    cmocka_unit_test_teardown(test_kill_member_detection, proc_teardown),
 	    cmocka_unit_test_teardown(test_kill_cm_takeover, proc_teardown),

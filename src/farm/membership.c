@@ -550,8 +550,10 @@ static int publish(struct farm_membership *m, struct farm_mconfig *next, bool cr
 	return 0;
 }
 
-/* The first configuration: the seed's members, once all have registered. */
-static int bootstrap(struct farm_membership *m)
+/* The first configuration: the seed's members, once all have registered.
+ * Also a new generation over a configuration whose members are all gone
+ * (a cluster stopped and started again): the next id, conditional set. */
+static int bootstrap(struct farm_membership *m, bool again)
 {
 	static __thread struct farm_mconfig c;
 	int rc;
@@ -567,9 +569,22 @@ static int bootstrap(struct farm_membership *m)
 			return -EAGAIN; /* wait for everyone of the seed */
 		add_member(&c, r);
 	}
-	c.id = m->seed.config_id;
+	c.id = again ? m->cur.id + 1 : m->seed.config_id;
+	c.boot = c.id;
 	c.cm = m->self;
-	return publish(m, &c, true);
+	return publish(m, &c, !again);
+}
+
+/* Is any member of the current configuration (that incarnation) still
+ * registered? None: the cluster died whole; start a new generation. */
+static bool generation_alive(const struct farm_membership *m)
+{
+	for (uint32_t i = 0; i < m->cur.cfg.nmembers; i++) {
+		const struct farm_mreg *r = registered(m, m->cur.cfg.members[i].id);
+		if (r && r->inc == m->cur.lease[i].inc)
+			return true;
+	}
+	return false;
 }
 
 /* As CM: publish the configuration the cluster should have, if it differs
@@ -583,6 +598,8 @@ static int cm_step(struct farm_membership *m)
 
 	if ((rc = read_members(m)))
 		return rc;
+	if (!generation_alive(m))
+		return bootstrap(m, true);
 	next = m->cur;
 	if (next.cm != m->self) {
 		takeover = true;
@@ -739,7 +756,7 @@ static void step(struct farm_membership *m)
 	}
 	if (m->elected) {
 		if (!m->have_cur)
-			rc = bootstrap(m);
+			rc = bootstrap(m, false);
 		else
 			rc = cm_step(m);
 		if (rc == -ESTALE)

@@ -39,6 +39,9 @@
 struct farm_mconfig {
 	uint64_t id;
 	uint32_t cm;
+	uint64_t boot; /* id of the configuration that started this generation of
+			* the cluster (all seed members starting together); a
+			* configuration with id == boot is one nodes start in */
 	struct farm_config cfg;
 	struct farm_lease_peer lease[FARM_MAX_MEMBERS];
 };
@@ -86,7 +89,9 @@ struct farm_membership;
  * register, stand in the CM election, and wait until a configuration that
  * holds us is published (the first CM creates configuration seed->config_id
  * from the seed's members once they have all registered; later, a node
- * not in the configuration is added by the CM). The seed gives the region
+ * not in the configuration is added by the CM). A configuration none of
+ * whose members is alive any more (the whole cluster was stopped) starts a
+ * new generation the same way, at the next id (boot == id). The seed gives the region
  * parameters and our own address (its member entry for `self`).
  * Errors (with a sentence in err): -ENOTSUP without ZooKeeper support,
  * -ETIMEDOUT (ZooKeeper or the configuration did not come), -EEXIST (a

@@ -6,7 +6,7 @@
  * farm_config_parse: one parser, one set of checks for files and for
  * ZooKeeper), preceded by comment lines the file parser skips:
  *
- *   # farm-config id=5 cm=2
+ *   # farm-config id=5 cm=2 boot=1
  *   # lease 1 INC 127.0.0.1:40001
  *   # lease 2 INC 127.0.0.1:40002
  *   cluster = demo
@@ -50,7 +50,8 @@ int farm_mconfig_format(const struct farm_mconfig *c, char *buf, size_t len)
 
 	if (!c || !buf || c->cfg.nmembers > FARM_MAX_MEMBERS)
 		return -EINVAL;
-	n = snprintf(buf, len, "# farm-config id=%" PRIu64 " cm=%u\n", c->id, c->cm);
+	n = snprintf(buf, len, "# farm-config id=%" PRIu64 " cm=%u boot=%" PRIu64 "\n", c->id,
+		     c->cm, c->boot ? c->boot : 1);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	at = (size_t)n;
@@ -89,12 +90,15 @@ int farm_mconfig_parse(const char *text, struct farm_mconfig *c, char *err, size
 		if (l < sizeof(line)) {
 			memcpy(line, s, l);
 			line[l] = 0;
-			uint64_t id, inc;
+			uint64_t id, inc, boot = 1;
 			unsigned cm, mid;
 			char addr[FARM_LEASE_ADDR_MAX + 1];
-			if (sscanf(line, "# farm-config id=%" SCNu64 " cm=%u", &id, &cm) == 2) {
+			int k = sscanf(line, "# farm-config id=%" SCNu64 " cm=%u boot=%" SCNu64, &id,
+				       &cm, &boot);
+			if (k >= 2) {
 				c->id = id;
 				c->cm = cm;
+				c->boot = boot;
 				have_head = true;
 			} else if (sscanf(line, "# lease %u %" SCNu64 " %48s", &mid, &inc, addr) == 3) {
 				int i = farm__config_member(&c->cfg, mid);
@@ -113,6 +117,8 @@ int farm_mconfig_parse(const char *text, struct farm_mconfig *c, char *err, size
 	if (c->id != c->cfg.config_id)
 		return say(err, errlen, "id %" PRIu64 " but config_id %" PRIu64, c->id,
 			   c->cfg.config_id);
+	if (c->boot == 0 || c->boot > c->id)
+		return say(err, errlen, "boot %" PRIu64 " must be in [1, id]", c->boot);
 	if (farm__config_member(&c->cfg, c->cm) < 0)
 		return say(err, errlen, "CM %u is not a member", c->cm);
 	for (uint32_t i = 0; i < c->cfg.nmembers; i++)

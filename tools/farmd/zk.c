@@ -62,7 +62,7 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 	if (rc)
 		return rc;
 	farm_membership_config(d->mem, &mc);
-	if (mc.id > d->cfg.config_id) {
+	if (mc.id != mc.boot) {
 		snprintf(err, errlen,
 			 "member %u was added to the running cluster '%s' (configuration %llu), "
 			 "but serving regions in a running cluster needs recovery "
