@@ -6,7 +6,8 @@
  * finds a cluster's run directory and its nodes' files; cluster.c starts,
  * inspects and stops local clusters; netns.c builds and removes their
  * network namespaces; spawn.c starts one farmd; client.c talks to a node's
- * admin socket; mem.c is alloc/read/write/free/bench; json.c reads replies.
+ * admin socket; mem.c is alloc/read/write/free/bench; bench_tx.c is
+ * `bench tx`; json.c reads replies.
  *
  * Exit codes everywhere: 0 success, 1 runtime failure, 2 bad arguments.
  */
@@ -135,5 +136,6 @@ int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_free(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_tx(int argc, char **argv); /* bench_tx.c: `farm bench tx` */
 
 #endif /* FARM_CLI_H */

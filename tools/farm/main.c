@@ -4,6 +4,7 @@
  *   farm cluster up|status|down     a local cluster, one farmd per node
  *   farm alloc|read|write|free      objects in the shared address space
  *   farm bench read                 one-sided read throughput and latency
+ *   farm bench tx                   transactions: TATP or the bank
  *
  * Every command takes --help, --json, --dir and --name; exit codes are
  * 0 success, 1 runtime failure, 2 bad arguments.
@@ -24,6 +25,7 @@ static const char usage[] =
     "  write ADDR DATA | --hex HEX [--node N]             write an object\n"
     "  free ADDR [--node N]                               free an object\n"
     "  bench read [--size 64] [--count N] [--remote|--local] [--node N]\n"
+    "  bench tx [--workload tatp|bank] [--clients N] [--seconds S]   transactions\n"
     "\n"
     "Common options: --dir RUN_DIR or --name NAME (which cluster; default\n"
     "'default', in /run/farm/NAME as root), --json (one JSON object on stdout),\n"

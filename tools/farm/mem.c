@@ -44,6 +44,7 @@ static const char free_usage[] =
 static const char bench_usage[] =
     "usage: farm bench read [--size 64] [--count N] [--remote|--local] [--node N]\n"
     "                       [--dir RUN_DIR] [--name NAME] [--json]\n"
+    "       farm bench tx ...   (transactions: farm bench tx --help)\n"
     "\n"
     "Inside node N (default the first), read one object of --size bytes --count\n"
     "times (default 1000000), one read at a time from one thread. --remote (the\n"
@@ -298,9 +299,11 @@ int cmd_bench(int argc, char **argv)
 	uint32_t id;
 	int npos, rc;
 
+	if (argc >= 1 && strcmp(argv[0], "tx") == 0)
+		return cmd_bench_tx(argc - 1, argv + 1);
 	opts_parse(&c, opts, argc, argv, pos, 1, &npos);
 	if (npos != 1 || strcmp(pos[0], "read") != 0)
-		usage_fail(&c, "which benchmark? only 'read' exists: farm bench read");
+		usage_fail(&c, "which benchmark? 'read' or 'tx': farm bench read | farm bench tx");
 	if (remote && local)
 		usage_fail(&c, "--remote and --local exclude each other");
 	if (size_s)

@@ -14,7 +14,7 @@
 #include "farmd.h"
 #include "proto.h"
 
-#define MAX_TOKENS 8
+#define MAX_TOKENS 12
 
 int cmd_error(struct sbuf *out, int code, const char *fmt, ...)
 {
@@ -247,6 +247,8 @@ static int cmd_bench(struct farmd *d, int n, char **tok, struct sbuf *out)
 	bool remote = true;
 	int rc;
 
+	if (n >= 2 && strcmp(tok[1], "tx") == 0)
+		return bench_tx_cmd(d, n, tok, out); /* bench_tx.c */
 	if (n < 4 || n > 5 || strcmp(tok[1], "read") != 0)
 		return cmd_error(out, -EINVAL, "usage: bench read SIZE COUNT [remote|local]");
 	if (parse_u32(tok[2], 1, FARM_OBJ_MAX, &size) < 0)

@@ -62,6 +62,7 @@ struct farmd {
 	bool stop;
 	const char *stop_reason;
 	uint64_t start_ns, ready_ns;
+	struct bench_tx *btx; /* bench_tx.c: the last transaction run, or NULL */
 	/* --zk (zk.c) */
 	struct farm_membership *mem;
 	uint32_t lease_ms;
@@ -103,5 +104,13 @@ struct bench_result {
  * or local; allocates the object and frees it afterwards. */
 int bench_read(struct farmd *d, uint32_t size, uint64_t count, bool remote, struct bench_result *r,
 	       char *err, size_t errlen);
+
+/* ---- bench_tx.c ---- */
+/* `bench tx ...` (tok[0] is "bench", tok[1] "tx"). */
+int bench_tx_cmd(struct farmd *d, int n, char **tok, struct sbuf *out);
+/* Run transactions for about a millisecond when a run is on; returns how
+ * many ran (0: none, the loop may go idle). */
+int bench_tx_slice(struct farmd *d);
+void bench_tx_free(struct farmd *d);
 
 #endif /* FARMD_FARMD_H */

@@ -169,6 +169,8 @@ static void run(struct farmd *d)
 		int n = farm_poll(d->f);
 		uint64_t now;
 
+		if (bench_tx_slice(d) > 0)
+			n = 1; /* transactions ran: busy, no idle wait */
 		farmd_zk_poll(d); /* one atomic load unless a configuration came */
 		if (n < 0 && errors++ < 10)
 			farmd_log(FARMD_WARN, "progress: %s", farm_strerror(n));
@@ -343,6 +345,7 @@ int main(int argc, char **argv)
 	log_placement(&d);
 
 	run(&d);
+	bench_tx_free(&d);
 
 	farmd_log(FARMD_INFO, "stopping (%s)", d.stop_reason ? d.stop_reason : "?");
 	admin_close(&d);
