@@ -32,6 +32,7 @@
 #define FARM_TX_POOL 16u
 #define FARM_TX_REQS 256u  /* requests in flight (doorbells, releases) */
 #define FARM_TX_DEFER 256u /* replies waiting for msg staging room */
+#define FARM_TX_INFLIGHT 32u /* commits reported whose COMMIT-PRIMARY acks are due */
 #define FARM_TX_MAGIC 0x46544158u /* "FTAX" */
 
 enum { FARM_TXS_FREE = 0, FARM_TXS_ACTIVE };
@@ -101,6 +102,17 @@ struct farm_txpart {
 
 enum { FARM_TXQ_FREE = 0, FARM_TXQ_WAIT, FARM_TXQ_DONE, FARM_TXQ_ABANDONED };
 
+/* A finished commit whose records are not truncatable yet: the primaries
+ * still need their LOCK records until they have acked COMMIT-PRIMARY.
+ * Retired in order, so truncation points only cover acked commits. */
+struct farm_txdone {
+	uint32_t n;
+	uint64_t deadline;
+	uint8_t who[FARM_MAX_MEMBERS];   /* participants */
+	int32_t req[FARM_MAX_MEMBERS];   /* its COMMIT-PRIMARY doorbell, -1 */
+	uint64_t tail[FARM_MAX_MEMBERS]; /* end of the commit's records there */
+};
+
 struct farm_txreq {
 	uint16_t gen;
 	uint8_t state;
@@ -159,6 +171,10 @@ struct farm_txs {
 	struct farm_txreq req[FARM_TX_REQS];
 	uint32_t req_free;
 	bool in_commit, trunc_dirty;
+	bool cp_wait; /* report commit after the primaries' acks (default: after
+			 the COMMIT-PRIMARY records are written, as FaRM) */
+	struct farm_txdone done[FARM_TX_INFLIGHT];
+	uint32_t done_head, done_tail;
 	uint64_t last_end_ns;
 	uint32_t polls;
 
@@ -194,6 +210,9 @@ int farm__tx_read_word(struct farm *f, uint32_t region, uint64_t off, uint64_t *
 /* For tests and benchmarks. */
 void farm__tx_set_hook(struct farm *f, farm_tx_hook fn, void *arg);
 void farm__tx_get_stats(const struct farm *f, struct farm_txstats *st);
+/* Report commits only once every primary acked COMMIT-PRIMARY (true), or
+ * as soon as the records are written (false, the default; docs/tx.md). */
+void farm__tx_set_cp_wait(struct farm *f, bool wait);
 /* Tell every participant our truncation points now (one-sided writes). */
 void farm__tx_flush(struct farm *f);
 /* Records in this node's rings not yet applied (0: drained). */

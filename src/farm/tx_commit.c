@@ -37,6 +37,8 @@
 #define TRUNC_FLUSH_NS 200000ull     /* idle this long: tell participants */
 #define KICK_MS 1000                 /* a full log's owner has this long to free it */
 
+static void retire_wait(struct farm *f, uint32_t keep);
+
 /* ---- requests -------------------------------------------------------------------- */
 
 static void req_release(struct farm_txs *t, uint32_t i)
@@ -505,7 +507,9 @@ static enum farm_abort_reason reserve_one(struct farm *f, uint32_t p, uint64_t d
 	/* Full of records of our finished txs that p has not applied yet
 	 * (asleep, or busy): tell it where we are and ask it to apply now. */
 	t->st.log_waits++;
-	tp->trunc = tp->tail;
+	retire_wait(f, 0);
+	if (tp->trunc != tp->tail) /* a commit whose primary never acked */
+		return FARM_ABORT_LOG_FULL;
 	if ((int)p == f->self_idx) {
 		send_trunc(f, p);
 		farm__txp_apply(f, p);
@@ -766,6 +770,8 @@ static enum farm_abort_reason backup_phase(struct farm_tx *tx)
 	return FARM_ABORT_NONE;
 }
 
+/* COMMIT-PRIMARY: records and doorbells; the acks are collected later
+ * (retire), or at once with cp_wait. */
 static void primary_phase(struct farm_tx *tx, uint64_t deadline)
 {
 	struct farm *f = tx->f;
@@ -799,7 +805,6 @@ static void primary_phase(struct farm_tx *tx, uint64_t deadline)
 	send_doorbells(tx, FARM_TXLOG_COMMIT, true, deadline);
 	if (self >= 0)
 		t->part[self].status = farm__txp_commit(f, (uint32_t)self, t->part[self].pos_cp);
-	wait_parts(f, deadline);
 	for (uint32_t k = 0; k < t->ninvolved; k++) {
 		struct farm_txpart *x = &t->part[t->involved[k]];
 		if (x->nl && (x->status || x->failed))
@@ -808,20 +813,88 @@ static void primary_phase(struct farm_tx *tx, uint64_t deadline)
 	}
 }
 
-/* Every record of this commit is finished: truncatable. */
-static void finish(struct farm *f)
+/* Retire finished commits in order while their COMMIT-PRIMARY acks are in
+ * (or overdue -- msg fails a dead peer's requests long before: counted,
+ * the commit stands): their records become truncatable. Returns commits
+ * retired. */
+static int retire(struct farm *f)
+{
+	struct farm_txs *t = f->tx;
+	int n = 0;
+
+	while (t->done_head != t->done_tail) {
+		struct farm_txdone *d = &t->done[t->done_head % FARM_TX_INFLIGHT];
+		bool late = false;
+		for (uint32_t k = 0; k < d->n; k++)
+			if (d->req[k] >= 0 && t->req[d->req[k]].state == FARM_TXQ_WAIT) {
+				if (farm__now_ns() < d->deadline)
+					return n;
+				late = true;
+			}
+		for (uint32_t k = 0; k < d->n; k++) {
+			uint32_t p = d->who[k];
+			if (d->req[k] >= 0) {
+				struct farm_txreq *q = &t->req[d->req[k]];
+				if (late && q->state == FARM_TXQ_WAIT) {
+					q->state = FARM_TXQ_ABANDONED;
+					t->st.cp_failed++;
+				} else {
+					if (q->status)
+						t->st.cp_failed++;
+					req_release(t, (uint32_t)d->req[k]);
+				}
+			}
+			t->peer[p].trunc = d->tail[k];
+			if ((int)p == f->self_idx)
+				send_trunc(f, p);
+			else
+				t->trunc_dirty = true;
+		}
+		t->done_head++;
+		n++;
+	}
+	return n;
+}
+
+/* Wait until at most `keep` commits are unretired. */
+static void retire_wait(struct farm *f, uint32_t keep)
 {
 	struct farm_txs *t = f->tx;
 
+	while (t->done_tail - t->done_head > keep)
+		if (retire(f) == 0 && farm_poll(f) == 0 && t->done_tail - t->done_head > keep)
+			unet_msg_idle(f->mep, 1);
+}
+
+/* This commit's records are all written: queue it for retirement. */
+static void finish(struct farm *f, uint64_t deadline)
+{
+	struct farm_txs *t = f->tx;
+	struct farm_txdone *d;
+
+	retire(f);
+	retire_wait(f, FARM_TX_INFLIGHT - 1);
+	d = &t->done[t->done_tail % FARM_TX_INFLIGHT];
+	d->n = t->ninvolved;
+	d->deadline = deadline;
 	for (uint32_t k = 0; k < t->ninvolved; k++) {
 		uint32_t p = t->involved[k];
-		t->peer[p].trunc = t->peer[p].tail;
-		if ((int)p == f->self_idx)
-			send_trunc(f, p);
-		else
-			t->trunc_dirty = true;
+		d->who[k] = (uint8_t)p;
+		d->tail[k] = t->peer[p].tail;
+		d->req[k] = t->part[p].req;
+		t->part[p].req = -1;
 	}
+	t->done_tail++;
+	retire(f);
+	if (t->cp_wait)
+		retire_wait(f, 0);
 	t->last_end_ns = farm__now_ns();
+}
+
+void farm__tx_set_cp_wait(struct farm *f, bool wait)
+{
+	if (f && f->tx)
+		f->tx->cp_wait = wait;
 }
 
 int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
@@ -855,7 +928,7 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 			t->hook(f, FARM_TXH_BACKED_UP, t->hook_arg);
 		primary_phase(tx, deadline);
 	}
-	finish(f);
+	finish(f, deadline);
 	t->in_commit = false;
 	*why = r;
 	return r == FARM_ABORT_NONE ? 0 : -EAGAIN;
@@ -911,8 +984,10 @@ void farm__tx_release_allocs(struct farm_tx *tx)
 
 void farm__tx_flush(struct farm *f)
 {
-	if (f && f->tx)
+	if (f && f->tx) {
+		retire(f);
 		farm__tx_flush_trunc(f);
+	}
 }
 
 int farm__tx_poll(struct farm *f)
@@ -922,6 +997,8 @@ int farm__tx_poll(struct farm *f)
 
 	if (t->ndefer)
 		work += farm__log_flush_replies(f);
+	if (t->done_head != t->done_tail)
+		work += retire(f);
 	for (uint32_t c = 0; c < t->nrings; c++)
 		if (__atomic_load_n(&t->ring[c].ctl->trunc, __ATOMIC_RELAXED) != t->ring[c].head)
 			work += farm__txp_apply(f, c);
@@ -948,5 +1025,5 @@ uint64_t farm__tx_unapplied(struct farm *f)
 		n += __atomic_load_n(&t->ring[c].ctl->trunc, __ATOMIC_ACQUIRE) - t->ring[c].head;
 	for (uint32_t p = 0; p < t->nrings; p++)
 		n += t->peer[p].trunc != t->peer[p].trunc_sent;
-	return n;
+	return n + (t->done_tail - t->done_head);
 }

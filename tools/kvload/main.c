@@ -520,7 +520,7 @@ static int run_native(const struct opts *o, struct result *sum, double *p50, dou
 			int fd = admin_dial(o->native, i + 1, sum->err, sizeof(sum->err));
 			if (fd < 0)
 				return -1;
-			snprintf(cmd, sizeof(cmd), "bench kv load %llu %u %u %llu %llu\n",
+			snprintf(cmd, sizeof(cmd), "bench kv load %llu %u:%u %llu %llu\n",
 				 (unsigned long long)o->keys, o->ksize, o->vsize,
 				 (unsigned long long)first, (unsigned long long)count);
 			if (write_all(fd, cmd, strlen(cmd)) < 0 ||
@@ -536,7 +536,7 @@ static int run_native(const struct opts *o, struct result *sum, double *p50, dou
 		if (o->load_only)
 			return 0;
 	}
-	snprintf(cmd, sizeof(cmd), "bench kv get %llu %u %u %.4f %.3f %d\n",
+	snprintf(cmd, sizeof(cmd), "bench kv get %llu %u:%u %.4f %.3f %d\n",
 		 (unsigned long long)o->keys, o->ksize, o->vsize, o->theta, o->duration, o->depth);
 	if (native_all(o, cmd, o->clients, replies, sum->err, sizeof(sum->err)) < 0)
 		return -1;
