@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "farmd.h"
+#include "kvbench.h"
 #include "proto.h"
+#include "kvcmd.h"
 
 #define MAX_TOKENS 12
 
@@ -247,6 +249,8 @@ static int cmd_bench(struct farmd *d, int n, char **tok, struct sbuf *out)
 	bool remote = true;
 	int rc;
 
+	if (n >= 2 && strcmp(tok[1], "kv") == 0)
+		return kvbench_cmd(d, n, tok, out); /* kvbench.c */
 	if (n >= 2 && strcmp(tok[1], "tx") == 0)
 		return bench_tx_cmd(d, n, tok, out); /* bench_tx.c */
 	if (n < 4 || n > 5 || strcmp(tok[1], "read") != 0)
@@ -309,6 +313,8 @@ void cmd_run(struct farmd *d, char *line, struct sbuf *out)
 		cmd_write(d, n, tok, out);
 	else if (strcmp(tok[0], "bench") == 0)
 		cmd_bench(d, n, tok, out);
+	else if (strcmp(tok[0], "kv") == 0)
+		kv_cmd(d, n, tok, out); /* kvcmd.c */
 	else if (strcmp(tok[0], "stop") == 0 && n == 1) {
 		d->stop = true;
 		d->stop_reason = "admin stop";

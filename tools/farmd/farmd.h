@@ -63,6 +63,7 @@ struct farmd {
 	const char *stop_reason;
 	uint64_t start_ns, ready_ns;
 	struct bench_tx *btx; /* bench_tx.c: the last transaction run, or NULL */
+	struct mc_gw *mc; /* --memcached-port (memcache_gw.h), NULL without */
 	/* --zk (zk.c) */
 	struct farm_membership *mem;
 	uint32_t lease_ms;

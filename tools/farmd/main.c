@@ -29,10 +29,13 @@
 #include <sys/stat.h>
 
 #include "farmd.h"
+#include "memcache_gw.h"
 #include "proto.h"
 
 #define IDLE_MS	       5       /* longest idle sleep: bounds the admin latency */
 #define ADMIN_EVERY_NS 1000000 /* look at the admin socket this often when busy */
+#define OPT_MC_PORT    1001    /* long-only options */
+#define OPT_MC_ADDR    1002
 
 static const char usage_text[] =
     "usage: farmd --config FILE --id N [--timeout MS] [--log-level L] [--zk HOSTS]\n"
@@ -49,6 +52,9 @@ static const char usage_text[] =
     "                    CM election, leases; without it the config file is the\n"
     "                    static membership\n"
     "  --lease-ms MS     lease between the CM and members with --zk (default 20)\n"
+    "  --memcached-port P  serve the memcached text protocol on TCP port P (0: any\n"
+    "                    free port, logged) from the key-value table \"memcached\"\n"
+    "  --memcached-addr A  address for it (default 127.0.0.1, loopback only)\n"
     "  --help            this text\n"
     "\n"
     "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or config.\n";
@@ -177,7 +183,10 @@ static void run(struct farmd *d)
 		/* Idle: sleep in farm_idle. It returns early when a peer needs us;
 		 * then the admin socket waits for its millisecond like when busy
 		 * (a served read on udp/xdp must not pay a poll(2) each time). */
-		if (n <= 0 && farm_idle(d->f, IDLE_MS) <= 0) {
+		if (d->mc && n > 0)
+			mc_gw_poll(d->mc); /* a busy node still serves its clients */
+		/* with the gateway, one sleep for the node and its clients */
+		if (n <= 0 && (d->mc ? mc_gw_idle(d->mc, IDLE_MS) : farm_idle(d->f, IDLE_MS)) <= 0) {
 			admin_poll(d);
 			last = farmd_now_ns();
 			continue;
@@ -196,10 +205,15 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},  {"id", required_argument, NULL, 'i'},
 	    {"timeout", required_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'l'},
 	    {"zk", required_argument, NULL, 'z'},      {"lease-ms", required_argument, NULL, 'L'},
+	    {"memcached-port", required_argument, NULL, OPT_MC_PORT},
+	    {"memcached-addr", required_argument, NULL, OPT_MC_ADDR},
 	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	static struct farmd d; /* big (config, client buffers): not on the stack */
 	enum farmd_level level = FARMD_INFO;
+	const char *mc_addr = "127.0.0.1";
+	long mc_port = -1;
+	bool mc_failed = false;
 	const char *conf = NULL, *zk = NULL;
 	long id = -1, timeout = 10000, lease_ms = 0;
 	char err[512] = "";
@@ -231,6 +245,12 @@ int main(int argc, char **argv)
 				usage_error(
 				    "--log-level must be error, warn, info or debug, got '%s'",
 				    optarg);
+			break;
+		case OPT_MC_PORT:
+			mc_port = parse_long(optarg, 0, 65535, "--memcached-port");
+			break;
+		case OPT_MC_ADDR:
+			mc_addr = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -343,16 +363,28 @@ int main(int argc, char **argv)
 		  (unsigned long long)((d.ready_ns - d.start_ns) / 1000000u),
 		  (unsigned long long)farm_config_id(d.f), d.sock_path);
 	log_placement(&d);
+	if (mc_port >= 0) {
+		rc = mc_gw_open(d.f, mc_addr, (int)mc_port, &d.mc, err, sizeof(err));
+		if (rc < 0) {
+			farmd_log(FARMD_ERROR, "memcached gateway: %s", err);
+			mc_failed = d.stop = true;
+			d.stop_reason = "the memcached gateway could not start";
+		} else {
+			farmd_log(FARMD_INFO, "memcached gateway on %s port %d (table %s)", mc_addr,
+				  mc_gw_port(d.mc), MC_GW_TABLE);
+		}
+	}
 
 	run(&d);
 	bench_tx_free(&d);
 
 	farmd_log(FARMD_INFO, "stopping (%s)", d.stop_reason ? d.stop_reason : "?");
 	admin_close(&d);
+	mc_gw_close(d.mc); /* its table handle goes before the node */
 	farmd_zk_stop(&d);
 	farm_node_stop(d.f);
 	close(d.sig_fd);
 	remove_pid_file(d.pid_path);
 	farmd_log(FARMD_INFO, "stopped");
-	return 0;
+	return mc_failed ? 1 : 0;
 }
