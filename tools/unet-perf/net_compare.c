@@ -2,11 +2,15 @@
  * net_compare.c - `unet-perf compare-net`: U-Net on the wire against the
  * kernel, over one veth pair between two namespaces, in one run.
  *
- * Paths, all over the same veth: xdp NIC endpoints, udp NIC endpoints,
- * kernel UDP sockets with blocking receives and with busy-polled ones
- * (ping-pong, 8 B to 1400 B); then the one-way 64-byte packet rate of xdp
- * endpoints, udp NIC endpoints and kernel sockets with sendmmsg/recvmmsg,
- * counted by the receiver over a fixed window.
+ * Paths, all over the same veth: xdp NIC endpoints (in the mode the NIC
+ * picks, and in generic mode: on veth the two differ by a quarter), udp
+ * NIC endpoints, kernel UDP sockets with blocking receives and with
+ * busy-polled ones (ping-pong, 8 B to 1400 B); then the one-way 64-byte
+ * packet rate of the same endpoints and of kernel sockets with
+ * sendmmsg/recvmmsg, counted by the receiver over fixed windows, in rounds
+ * that take every path in turn (load on a shared machine comes and goes),
+ * with the sender's CPU time per packet beside it (what the rate would be
+ * on an idle CPU).
  *
  * Processes. This process stays in the host's namespace and only owns the
  * wire: it creates the namespaces, forks a measuring child and removes the

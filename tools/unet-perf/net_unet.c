@@ -90,7 +90,7 @@ static void ep_detach(void *vc, int side)
 	if (c->ep) {
 		struct unet_stats st;
 		unet_get_stats(c->ep, &st);
-		if (c->sh)
+		if (c->sh && side == PERF_RESPONDER) /* the streams' receiver */
 			c->sh->rx_dropped += st.rx_drop_nobuf + st.rx_drop_full + st.rx_drop_bad +
 					     st.rx_drop_nochan + st.rx_drop_toobig;
 		unet_ep_destroy(c->ep);
