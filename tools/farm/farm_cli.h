@@ -137,5 +137,6 @@ int cmd_write(int argc, char **argv);
 int cmd_free(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_tx(int argc, char **argv); /* bench_tx.c: `farm bench tx` */
+int cmd_kv(int argc, char **argv);       /* kv.c: `farm kv ...` */
 
 #endif /* FARM_CLI_H */

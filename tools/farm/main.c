@@ -26,6 +26,7 @@ static const char usage[] =
     "  free ADDR [--node N]                               free an object\n"
     "  bench read [--size 64] [--count N] [--remote|--local] [--node N]\n"
     "  bench tx [--workload tatp|bank] [--clients N] [--seconds S]   transactions\n"
+    "  kv get|put|del|load|scan-stats [--table T] ...      the key-value store\n"
     "\n"
     "Common options: --dir RUN_DIR or --name NAME (which cluster; default\n"
     "'default', in /run/farm/NAME as root), --json (one JSON object on stdout),\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 	    {"cluster", cmd_cluster}, {"alloc", cmd_alloc}, {"read", cmd_read},
 	    {"write", cmd_write},     {"free", cmd_free},   {"bench", cmd_bench},
+	    {"kv", cmd_kv},
 	};
 
 	if (argc < 2) {

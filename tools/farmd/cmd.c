@@ -14,6 +14,7 @@
 #include "farmd.h"
 #include "kvbench.h"
 #include "proto.h"
+#include "kvcmd.h"
 
 #define MAX_TOKENS 12
 
@@ -312,6 +313,8 @@ void cmd_run(struct farmd *d, char *line, struct sbuf *out)
 		cmd_write(d, n, tok, out);
 	else if (strcmp(tok[0], "bench") == 0)
 		cmd_bench(d, n, tok, out);
+	else if (strcmp(tok[0], "kv") == 0)
+		kv_cmd(d, n, tok, out); /* kvcmd.c */
 	else if (strcmp(tok[0], "stop") == 0 && n == 1) {
 		d->stop = true;
 		d->stop_reason = "admin stop";
