@@ -6,6 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev libcmocka-dev libbpf-dev libxdp-dev
       libelf-dev zlib1g-dev iproute2 ethtool ucx-utils zookeeper libzookeeper-mt-dev)
+# peers of the KV benchmark and the memcached conformance test
+pkgs+=(redis-server memcached libmemcached-tools)
 
 missing=()
 for p in "${pkgs[@]}"; do
