@@ -11,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "farm/farm.h"
@@ -322,12 +323,37 @@ static void test_bad_input(void **state)
 	assert_int_equal(fc_run(&cfg, node_bad, NULL, NULL, 10000, 30000), 0);
 }
 
+/* ---- over the udp NIC: one-sided operations served by the target's loop ----------- */
+
+static void udp_config(struct farm_config *cfg, const char *tag)
+{
+	uint16_t base = (uint16_t)(40000 + (getpid() % 2000) * 8);
+
+	fc_config(cfg, 3, tag, 1 << 20, 6, 3);
+	strcpy(cfg->nic, "udp");
+	for (int i = 0; i < 3; i++)
+		snprintf(cfg->members[i].addr, sizeof(cfg->members[i].addr), "127.0.0.1:%u",
+			 base + i);
+}
+
+static void test_udp(void **state)
+{
+	struct farm_config cfg;
+
+	(void)state;
+	udp_config(&cfg, "txudp");
+	assert_int_equal(fc_run(&cfg, node_basics, NULL, NULL, 10000, 60000), 0);
+	udp_config(&cfg, "txudp2");
+	assert_int_equal(fc_run(&cfg, node_alloc, NULL, NULL, 10000, 60000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_basics, proc_teardown),
 		cmocka_unit_test_teardown(test_alloc_free, proc_teardown),
 		cmocka_unit_test_teardown(test_bad_input, proc_teardown),
+		cmocka_unit_test_teardown(test_udp, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

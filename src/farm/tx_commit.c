@@ -292,10 +292,13 @@ static void send_trunc(struct farm *f, uint32_t p)
 	if (tp->trunc == tp->trunc_sent)
 		return;
 	tp->trunc_sent = tp->trunc;
-	if ((int)p == f->self_idx)
+	if ((int)p == f->self_idx) {
 		__atomic_store_n(&f->tx->ring[p].ctl->trunc, tp->trunc, __ATOMIC_RELEASE);
-	else
+	} else {
+		/* After every record it covers (earlier WRITEs of this channel). */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
 		post_write(f, p, tp->base + offsetof(struct farm_logctl, trunc), &tp->trunc_sent, 8);
+	}
 }
 
 void farm__tx_flush_trunc(struct farm *f)
