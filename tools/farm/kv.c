@@ -495,19 +495,18 @@ int cmd_kv(int argc, char **argv)
 	    {"batch", 0, true, &batch, NULL},	    {"no-progress", 0, false, NULL, &quiet},
 	    {NULL, 0, false, NULL, NULL},
 	};
-	char *pos[4];
+	char *all[4], **pos = all + 1;
 	int npos;
 
 	if (argc < 1) {
 		fputs(kv_usage, stderr);
 		return EXIT_USAGE;
 	}
-	const char *sub = argv[0];
-	if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
-		fputs(kv_usage, stdout);
-		return 0;
-	}
-	opts_parse(&k.c, opts, argc - 1, argv + 1, pos, 3, &npos);
+	/* Options may come before or after the subcommand. */
+	opts_parse(&k.c, opts, argc, argv, all, 4, &npos);
+	if (npos-- == 0)
+		usage_fail(&k.c, "a subcommand is needed (get, put, del, load, scan-stats)");
+	const char *sub = all[0];
 	check_table(&k);
 	bool put_opts = add || replace || cas, get_opts = raw;
 	if (!strcmp(sub, "get") && !put_opts && !version && !batch && !quiet)
