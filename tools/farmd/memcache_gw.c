@@ -203,7 +203,8 @@ static void conn_io(struct mc_gw *g, struct gw_conn *c, uint32_t events)
 		       (backlog ? (uint32_t)EPOLLOUT : 0u));
 }
 
-static int dispatch(struct mc_gw *g, struct epoll_event *ev, int n)
+/* Handle n events; *node says whether the node's descriptor was one. */
+static int dispatch(struct mc_gw *g, struct epoll_event *ev, int n, bool *node)
 {
 	int work = 0;
 
@@ -212,14 +213,13 @@ static int dispatch(struct mc_gw *g, struct epoll_event *ev, int n)
 	mc_exec_tick(&g->ex, unix_now());
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.ptr == &tag_farm) {
-			work++; /* the node has work: the loop's farm_poll takes it */
+			*node = true; /* the loop's farm_poll takes it */
 		} else if (ev[i].data.ptr == &tag_listen) {
 			accept_all(g);
-			work++;
 		} else {
 			conn_io(g, ev[i].data.ptr, ev[i].events);
-			work++;
 		}
+		work++;
 	}
 	return work;
 }
@@ -227,23 +227,38 @@ static int dispatch(struct mc_gw *g, struct epoll_event *ev, int n)
 int mc_gw_poll(struct mc_gw *g)
 {
 	struct epoll_event ev[MC_GW_EVENTS];
+	bool node = false;
 
-	return dispatch(g, ev, epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0));
+	return dispatch(g, ev, epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0), &node);
 }
 
+/* Sleep until the node or a client needs us. farm_idle(f, 0) sends owed
+ * acks, takes the node's wake-ups and arms its descriptor; after that,
+ * clients alone are served here, without going back to the loop: its
+ * farm_poll would disarm the node's descriptor and cost another
+ * farm_idle (a system call) per request. Back to the loop when the node's
+ * descriptor fires, after about a millisecond of serving clients (timers,
+ * the admin socket), or when timeout_ms passed with nothing at all. */
 int mc_gw_idle(struct mc_gw *g, int timeout_ms)
 {
 	struct epoll_event ev[MC_GW_EVENTS];
-	int n;
+	uint64_t until;
+	bool node = false;
+	int work = 0, n;
 
-	/* Sends owed acks, takes the node's wake-ups, arms its descriptor.
-	 * When it says the node has work (a timer is due) the clients are
-	 * still looked at, without sleeping: else a node with a due timer
-	 * would leave them waiting for as long as it stays due. */
-	int busy = farm_idle(g->f, 0) != 0;
-
-	n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, busy ? 0 : timeout_ms);
-	return dispatch(g, ev, n) + busy;
+	if (farm_idle(g->f, 0) != 0) {
+		/* a timer is due: look at the clients too, without sleeping */
+		n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0);
+		return dispatch(g, ev, n, &node) + 1;
+	}
+	until = farmd_now_ns() + 1000000;
+	do {
+		n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, work ? 1 : timeout_ms);
+		if (n <= 0)
+			break;
+		work += dispatch(g, ev, n, &node);
+	} while (!node && farmd_now_ns() < until);
+	return work;
 }
 
 int mc_gw_port(const struct mc_gw *g)

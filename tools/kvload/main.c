@@ -50,7 +50,9 @@
 #define LOAD_DEPTH   64
 
 struct opts {
-	char host[256], port[16];
+	char host[8][64], port[8][16]; /* --server A,B,...: client i uses i % nservers */
+	int nservers;
+	const char *servers;
 	const char *native;
 	int clients, depth;
 	uint64_t keys;
@@ -106,18 +108,19 @@ struct conn {
 	size_t rlen, rcap;
 };
 
-static int dial(const struct opts *o, struct conn *c, char *err, size_t errlen)
+static int dial(const struct opts *o, int id, struct conn *c, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-	int one = 1, rc = getaddrinfo(o->host, o->port, &hints, &ai);
+	const char *host = o->host[id % o->nservers], *port = o->port[id % o->nservers];
+	int one = 1, rc = getaddrinfo(host, port, &hints, &ai);
 
 	if (rc != 0) {
-		snprintf(err, errlen, "%.64s: %s", o->host, gai_strerror(rc));
+		snprintf(err, errlen, "%.64s: %s", host, gai_strerror(rc));
 		return -1;
 	}
 	c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		snprintf(err, errlen, "connect %.64s:%s: %s", o->host, o->port, strerror(errno));
+		snprintf(err, errlen, "connect %.64s:%s: %s", host, port, strerror(errno));
 		freeaddrinfo(ai);
 		return -1;
 	}
@@ -250,7 +253,8 @@ static size_t put_set(char *p, const struct keygen *g, uint64_t k, uint32_t vsiz
 }
 
 /* Store keys [first, last) with LOAD_DEPTH sets in flight. */
-static int client_load(const struct opts *o, uint64_t first, uint64_t last, struct result *r)
+static int client_load(const struct opts *o, int id, uint64_t first, uint64_t last,
+		       struct result *r)
 {
 	struct keygen g;
 	struct conn c;
@@ -259,7 +263,7 @@ static int client_load(const struct opts *o, uint64_t first, uint64_t last, stru
 	char *sb = malloc(cap);
 
 	if (!sb || keygen_init(&g, o->keys, o->ksize, 0, 1) < 0 ||
-	    dial(o, &c, r->err, sizeof(r->err)) < 0)
+	    dial(o, id, &c, r->err, sizeof(r->err)) < 0)
 		return -1;
 	for (uint64_t k = first; k < last;) {
 		size_t n = 0;
@@ -289,7 +293,7 @@ static int client_run(const struct opts *o, int id, int ready_fd, int go_fd, str
 
 	if (!sb ||
 	    keygen_init(&g, o->keys, o->ksize, o->theta, o->seed * 7919 + (uint64_t)id + 1) < 0 ||
-	    dial(o, &c, r->err, sizeof(r->err)) < 0) {
+	    dial(o, id, &c, r->err, sizeof(r->err)) < 0) {
 		if (!r->err[0])
 			snprintf(r->err, sizeof(r->err), "client setup failed");
 		return -1;
@@ -373,7 +377,7 @@ static int run_children(const struct opts *o, bool load, struct result *sum)
 				uint64_t per = o->keys / (uint64_t)o->clients;
 				uint64_t first = per * (uint64_t)i;
 				uint64_t last = i == o->clients - 1 ? o->keys : first + per;
-				rc = client_load(o, first, last, r);
+				rc = client_load(o, i, first, last, r);
 			} else {
 				rc = client_run(o, i, ready[1], go[0], r);
 			}
@@ -562,7 +566,9 @@ static int run_native(const struct opts *o, struct result *sum, double *p50, dou
 static const char usage[] =
     "usage: kvload --server HOST:PORT | --native RUN_DIR [options]\n"
     "\n"
-    "  --server HOST:PORT  a memcached-protocol server (memcached, farmd --memcached-port)\n"
+    "  --server HOST:PORT  a memcached-protocol server (memcached, farmd --memcached-port);\n"
+    "                      a comma-separated list spreads the clients over several\n"
+    "                      servers (client i uses server i mod count)\n"
     "  --native RUN_DIR    FaRM's own client inside nodes 1..N of that cluster (bench kv)\n"
     "  --clients N         client processes, or nodes in native mode (default 2)\n"
     "  --keys K            key space (default 100000)\n"
@@ -624,12 +630,21 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': {
-			const char *colon = strrchr(optarg, ':');
-			if (!colon || colon == optarg || strlen(colon + 1) >= sizeof(o.port) ||
-			    (size_t)(colon - optarg) >= sizeof(o.host))
-				bad("--server wants HOST:PORT, got", optarg);
-			memcpy(o.host, optarg, (size_t)(colon - optarg));
-			strcpy(o.port, colon + 1);
+			char *list = strdup(optarg), *save = NULL;
+			o.servers = optarg;
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				const char *colon = strrchr(t, ':');
+				if (o.nservers == 8 || !colon || colon == t ||
+				    strlen(colon + 1) >= sizeof(o.port[0]) ||
+				    (size_t)(colon - t) >= sizeof(o.host[0]))
+					bad("--server wants HOST:PORT[,HOST:PORT...] (up to 8), "
+					    "got",
+					    optarg);
+				memcpy(o.host[o.nservers], t, (size_t)(colon - t));
+				strcpy(o.port[o.nservers++], colon + 1);
+			}
+			free(list);
 			break;
 		}
 		case 'N':
@@ -689,7 +704,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		bad("unexpected argument", argv[optind]);
-	if (!o.host[0] == !o.native)
+	if (!o.nservers == !o.native)
 		bad("give exactly one of --server HOST:PORT and --native RUN_DIR", "");
 	if (!zipf)
 		o.theta = 0;
@@ -724,26 +739,24 @@ int main(int argc, char **argv)
 		return rc < 0 ? 1 : 0;
 	}
 	if (o.json) {
-		printf("{\"mode\":\"%s\",\"target\":\"%s%s%s\",\"clients\":%d,\"keys\":%llu,"
+		printf("{\"mode\":\"%s\",\"target\":\"%s\",\"clients\":%d,\"keys\":%llu,"
 		       "\"key_size\":%u,\"value_size\":%u,\"dist\":\"%s\",\"theta\":%.3f,"
 		       "\"get_ratio\":%.3f,\"depth\":%d,\"duration_s\":%.3f,\"ops\":%llu,"
 		       "\"ops_per_sec\":%.0f,\"gets\":%llu,\"hits\":%llu,\"misses\":%llu,"
 		       "\"sets\":%llu,\"errors\":%llu,\"p50_us\":%.2f,\"p99_us\":%.2f,"
 		       "\"p999_us\":%.2f,\"max_us\":%.2f,\"ok\":%s}\n",
-		       o.native ? "native" : "memcached", o.native ? o.native : o.host,
-		       o.native ? "" : ":", o.native ? "" : o.port, o.clients,
-		       (unsigned long long)o.keys, o.ksize, o.vsize, zipf ? "zipf" : "uniform",
-		       o.theta, o.get_ratio, o.depth, o.duration, (unsigned long long)sum->ops,
-		       sum->seconds, (unsigned long long)sum->gets, (unsigned long long)sum->hits,
-		       (unsigned long long)sum->misses, (unsigned long long)sum->sets,
-		       (unsigned long long)sum->errors, p50 / 1e3, p99 / 1e3, p999 / 1e3,
-		       pmax / 1e3, rc < 0 ? "false" : "true");
+		       o.native ? "native" : "memcached", o.native ? o.native : o.servers,
+		       o.clients, (unsigned long long)o.keys, o.ksize, o.vsize,
+		       zipf ? "zipf" : "uniform", o.theta, o.get_ratio, o.depth, o.duration,
+		       (unsigned long long)sum->ops, sum->seconds, (unsigned long long)sum->gets,
+		       (unsigned long long)sum->hits, (unsigned long long)sum->misses,
+		       (unsigned long long)sum->sets, (unsigned long long)sum->errors, p50 / 1e3,
+		       p99 / 1e3, p999 / 1e3, pmax / 1e3, rc < 0 ? "false" : "true");
 	} else {
-		printf("%s %s%s%s: %d clients, %llu keys, %u B keys, %u B values, %s, depth %d\n",
-		       o.native ? "native" : "memcached", o.native ? o.native : o.host,
-		       o.native ? "" : ":", o.native ? "" : o.port, o.clients,
-		       (unsigned long long)o.keys, o.ksize, o.vsize, zipf ? "zipf" : "uniform",
-		       o.depth);
+		printf("%s %s: %d clients, %llu keys, %u B keys, %u B values, %s, depth %d\n",
+		       o.native ? "native" : "memcached", o.native ? o.native : o.servers,
+		       o.clients, (unsigned long long)o.keys, o.ksize, o.vsize,
+		       zipf ? "zipf" : "uniform", o.depth);
 		printf("  %.0f ops/s (%llu ops: %llu gets, %llu hits, %llu misses, %llu sets, "
 		       "%llu errors)\n",
 		       sum->seconds, (unsigned long long)sum->ops, (unsigned long long)sum->gets,
