@@ -74,6 +74,24 @@ static void test_reqrep(void **state)
 	proc_unshare(sh, sizeof(*sh));
 }
 
+/* One request at a time reuses one request slot: past 65535 of them its
+ * 16-bit generation wraps, and it must skip 0 (a request id of 0 lost its
+ * reply, and farm_alloc timed out after ~65k remote allocations). */
+static void test_reqid_wrap(void **state)
+{
+	struct mp_rr p = {.n = 70000, .depth = 1, .max_req = 16, .max_rep = 16};
+	struct mp_cfg cfg = shm_cfg(seed_now());
+	struct mp_shared *sh = shared();
+
+	(void)state;
+	cfg.role[0] = mp_role_client;
+	cfg.role[1] = mp_role_server;
+	cfg.arg = &p;
+	assert_int_equal(mp_run(&cfg, sh, NULL), 0);
+	assert_int_equal(sh->count[1], p.n);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 /* ---- slow receiver -------------------------------------------------------- */
 
 #define SLOW_N	 3000
@@ -602,6 +620,7 @@ int main(void)
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_stream),
 	    cmocka_unit_test(test_reqrep),
+	    cmocka_unit_test(test_reqid_wrap),
 	    cmocka_unit_test(test_many_peers),
 	    cmocka_unit_test(test_slow_receiver),
 	    cmocka_unit_test(test_dead_peer_killed),

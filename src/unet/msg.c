@@ -85,7 +85,9 @@ static void req_reap(struct unet_msg_ep *mep, struct msg_req *r, struct unet_msg
 	c->len = r->len;
 	c->ctx = r->ctx;
 	r->state = RQ_FREE;
-	r->gen = (uint16_t)(r->gen + 1 ? r->gen + 1 : 1);
+	/* Skip 0 once the 16 bits wrap (in int arithmetic r->gen + 1 never
+	 * is 0): a request id of 0 would lose its reply. */
+	r->gen = (uint16_t)(r->gen + 1) ? (uint16_t)(r->gen + 1) : 1;
 	r->next = mep->free_head;
 	mep->free_head = i;
 }
