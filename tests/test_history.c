@@ -24,11 +24,11 @@
 #define Y 0x200000040ull
 #define Z 0x300000080ull
 
-#define RD(...)                                                                             \
-	((const struct hist_read[]){__VA_ARGS__}),                                          \
+#define RD(...)                                                                                    \
+	((const struct hist_read[]){__VA_ARGS__}),                                                 \
 	    (uint32_t)(sizeof((struct hist_read[]){__VA_ARGS__}) / sizeof(struct hist_read))
-#define WR(...)                                                                             \
-	((const struct hist_write[]){__VA_ARGS__}),                                         \
+#define WR(...)                                                                                    \
+	((const struct hist_write[]){__VA_ARGS__}),                                                \
 	    (uint32_t)(sizeof((struct hist_write[]){__VA_ARGS__}) / sizeof(struct hist_write))
 #define NORD NULL, 0
 #define NOWR NULL, 0
@@ -212,11 +212,11 @@ static void test_bad_reads(void **state)
 	struct hist_report r;
 
 	tx(h, 1, 10, 20, false, RD({X, 0, 0}), WR({X, 1}));
-	tx(h, 2, 30, 40, true, RD({X, 1, 1}), NOWR);	     /* dirty: 1 aborted */
-	tx(h, 3, 30, 40, true, RD({Y, 7, 9}), NOWR);	     /* from nowhere */
+	tx(h, 2, 30, 40, true, RD({X, 1, 1}), NOWR); /* dirty: 1 aborted */
+	tx(h, 3, 30, 40, true, RD({Y, 7, 9}), NOWR); /* from nowhere */
 	tx(h, 4, 50, 60, true, RD({Z, 0, 0}), WR({Z, 1}));
-	tx(h, 5, 70, 80, true, RD({Z, 1, 2}), NOWR);	     /* Z v1 is 4's, not 2's */
-	tx(h, 6, 70, 80, true, RD({Y, 0, 4}), NOWR);	     /* initial with a writer */
+	tx(h, 5, 70, 80, true, RD({Z, 1, 2}), NOWR); /* Z v1 is 4's, not 2's */
+	tx(h, 6, 70, 80, true, RD({Y, 0, 4}), NOWR); /* initial with a writer */
 	r = check(h);
 	assert_int_equal(r.bad_reads, 2);
 	assert_int_equal(r.bad_writers, 2);
@@ -444,7 +444,7 @@ static void build_big(struct history *h, uint64_t seed, long stale, uint64_t *vi
 			rd[0] = (struct hist_read){a + 1, o[a].ver, o[a].writer};
 			rd[1] = (struct hist_read){b + 1, o[b].ver, o[b].writer};
 			if (transfers++ == stale && o[a].ver >= 2) {
-				rd[0].ver--; /* stale */
+				rd[0].ver--;	       /* stale */
 				rd[0].writer = 0xdead; /* whatever the old value said */
 				*victim = id;
 				stale = -1;

@@ -39,17 +39,25 @@
 
 struct bank_run {
 	uint32_t accounts, max_transfer, audit_pct;
-	uint64_t txs;	   /* per node, at most */
-	uint64_t min_txs;  /* per node, at least (else the run failed to run) */
-	uint32_t max_ms;   /* per node, at most (a loaded machine shortens the run) */
+	uint64_t txs;	  /* per node, at most */
+	uint64_t min_txs; /* per node, at least (else the run failed to run) */
+	uint32_t max_ms;  /* per node, at most (a loaded machine shortens the run) */
 	uint64_t seed;
 	bool sabotage;
 	struct hist_log *logs; /* NODES logs, in shared memory */
 };
 
 /* Per-node counters in fc_shared.count[idx][]. */
-enum { C_ATTEMPTS, C_COMMITTED, C_ABORTED, C_ROLLED, C_ERRORS, C_VIOLATIONS, C_DROPPED,
-       C_LAST_ERROR };
+enum {
+	C_ATTEMPTS,
+	C_COMMITTED,
+	C_ABORTED,
+	C_ROLLED,
+	C_ERRORS,
+	C_VIOLATIONS,
+	C_DROPPED,
+	C_LAST_ERROR
+};
 
 static void record(void *ctx, const struct farm_wl_rec *r)
 {
@@ -162,8 +170,8 @@ static int node_bank(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		sh->addr[0] = root;
 	}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, n, 60000), 0);
-	FC_CHECK_RC(sh, idx, farm_bank_open(f, sh->addr[0], br->seed * 1000003u + (uint64_t)idx + 1, &b),
-		    0);
+	FC_CHECK_RC(sh, idx,
+		    farm_bank_open(f, sh->addr[0], br->seed * 1000003u + (uint64_t)idx + 1, &b), 0);
 	farm_bank_set_params(b, br->max_transfer, br->audit_pct);
 	farm_bank_set_recorder(b, record, log);
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 1, n, 60000), 0);
@@ -218,7 +226,8 @@ static uint64_t pick_seed(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return env_u64("BANK_SEED", ((uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 16) % 1000000007u);
+	return env_u64("BANK_SEED",
+		       ((uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 16) % 1000000007u);
 }
 
 /* Run the bank; the merged history's report in *rep, the counters in the
@@ -229,7 +238,8 @@ static struct fc_shared *run_bank(struct bank_run *br, struct hist_report *rep)
 	struct fc_shared *sh = proc_shared(sizeof(*sh));
 	size_t per = (size_t)br->txs * hist_rec_size(2, 2) +
 		     (size_t)(br->txs * br->audit_pct / 100 + 16) *
-			 hist_rec_size(br->accounts < FARM_TX_MAX_READS ? br->accounts : 32, 0) * 2 +
+			 hist_rec_size(br->accounts < FARM_TX_MAX_READS ? br->accounts : 32, 0) *
+			 2 +
 		     (1u << 16);
 	uint8_t *mem = proc_shared(per * NODES);
 	struct history *h = hist_new();
@@ -241,24 +251,25 @@ static struct fc_shared *run_bank(struct bank_run *br, struct hist_report *rep)
 	print_message("seed %llu (BANK_SEED=%llu replays it): %u accounts, up to %llu txs per "
 		      "node, %u%% audits%s\n",
 		      (unsigned long long)br->seed, (unsigned long long)br->seed, br->accounts,
-		      (unsigned long long)br->txs, br->audit_pct, br->sabotage ? ", sabotaged" : "");
+		      (unsigned long long)br->txs, br->audit_pct,
+		      br->sabotage ? ", sabotaged" : "");
 	/* 2 regions per node, small: accounts land on every primary. */
 	fc_config(&cfg, NODES, "fbank", 1 << 20, 2 * NODES, 3);
 	int rc = fc_run(&cfg, node_bank, br, sh, 20000, (int)br->max_ms + 180000);
 	uint64_t t1 = proc_now_ms();
 	for (int i = 0; i < NODES && rc == 0; i++) {
-		print_message("node %d: %llu attempts, %llu committed, %llu aborted, %llu rolled back, "
-			      "%llu errors (last %s), %llu violations, %llu records (%llu dropped)\n",
-			      i + 1, (unsigned long long)sh->count[i][C_ATTEMPTS],
-			      (unsigned long long)sh->count[i][C_COMMITTED],
-			      (unsigned long long)sh->count[i][C_ABORTED],
-			      (unsigned long long)sh->count[i][C_ROLLED],
-			      (unsigned long long)sh->count[i][C_ERRORS],
-			      sh->count[i][C_LAST_ERROR] ? strerror((int)sh->count[i][C_LAST_ERROR])
-							 : "none",
-			      (unsigned long long)sh->count[i][C_VIOLATIONS],
-			      (unsigned long long)br->logs[i].records,
-			      (unsigned long long)br->logs[i].dropped);
+		print_message(
+		    "node %d: %llu attempts, %llu committed, %llu aborted, %llu rolled back, "
+		    "%llu errors (last %s), %llu violations, %llu records (%llu dropped)\n",
+		    i + 1, (unsigned long long)sh->count[i][C_ATTEMPTS],
+		    (unsigned long long)sh->count[i][C_COMMITTED],
+		    (unsigned long long)sh->count[i][C_ABORTED],
+		    (unsigned long long)sh->count[i][C_ROLLED],
+		    (unsigned long long)sh->count[i][C_ERRORS],
+		    sh->count[i][C_LAST_ERROR] ? strerror((int)sh->count[i][C_LAST_ERROR]) : "none",
+		    (unsigned long long)sh->count[i][C_VIOLATIONS],
+		    (unsigned long long)br->logs[i].records,
+		    (unsigned long long)br->logs[i].dropped);
 		assert_int_equal(hist_merge(h, br->logs[i].buf, br->logs[i].len), 0);
 	}
 	assert_int_equal(rc, 0);

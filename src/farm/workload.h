@@ -32,7 +32,7 @@
 
 /* ---- latency histogram: log-linear, ~3% wide buckets, no allocation ---- */
 
-#define FARM_LAT_SUB  32 /* buckets per power of two */
+#define FARM_LAT_SUB	 32 /* buckets per power of two */
 #define FARM_LAT_BUCKETS (64 * FARM_LAT_SUB)
 
 struct farm_lat {
@@ -55,16 +55,16 @@ void farm_lat_merge(struct farm_lat *into, const struct farm_lat *from);
 
 struct farm_wl_stats {
 	uint64_t attempts, committed;
-	uint64_t aborted;	     /* conflicts and failures (by reason below) */
-	uint64_t rolled_back;	     /* the transaction's own rule said no (farm_tx_abort) */
-	uint64_t errors;	     /* a call failed with something other than -EAGAIN */
+	uint64_t aborted;     /* conflicts and failures (by reason below) */
+	uint64_t rolled_back; /* the transaction's own rule said no (farm_tx_abort) */
+	uint64_t errors;      /* a call failed with something other than -EAGAIN */
 	int last_error;
-	uint64_t reason[8];	     /* aborts by enum farm_abort_reason */
+	uint64_t reason[8]; /* aborts by enum farm_abort_reason */
 	uint64_t type_attempts[FARM_WL_TYPES], type_committed[FARM_WL_TYPES];
-	uint64_t violations;	     /* invariant broken (the bank's, TATP's checks) */
-	struct farm_lat commit;	     /* farm_tx_commit of committed transactions */
-	struct farm_lat commit_rw;   /* the same, transactions that wrote */
-	struct farm_lat tx;	     /* begin to commit returned, committed ones */
+	uint64_t violations;	   /* invariant broken (the bank's, TATP's checks) */
+	struct farm_lat commit;	   /* farm_tx_commit of committed transactions */
+	struct farm_lat commit_rw; /* the same, transactions that wrote */
+	struct farm_lat tx;	   /* begin to commit returned, committed ones */
 };
 
 /* ---- history records (the layout of tests/helpers/history.h) ---- */
@@ -92,10 +92,10 @@ typedef void (*farm_wl_record_fn)(void *ctx, const struct farm_wl_rec *r);
  * error `rc`; count the outcome in st under `type`. Returns 0 committed,
  * 1 rolled back, -EAGAIN aborted, another negative code for an error;
  * *end_ns gets the time it ended. */
-int farm_wl_end(struct farm_tx *tx, int rc, bool rollback, bool wrote, int type,
-		uint64_t start_ns, struct farm_wl_stats *st, uint64_t *end_ns);
+int farm_wl_end(struct farm_tx *tx, int rc, bool rollback, bool wrote, int type, uint64_t start_ns,
+		struct farm_wl_stats *st, uint64_t *end_ns);
 
-uint64_t farm_wl_now_ns(void); /* CLOCK_MONOTONIC, system-wide */
+uint64_t farm_wl_now_ns(void);		/* CLOCK_MONOTONIC, system-wide */
 uint64_t farm_wl_rand(uint64_t *state); /* xorshift64*, state != 0 */
 
 /* ---- bank ----------------------------------------------------------------

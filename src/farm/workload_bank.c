@@ -21,9 +21,9 @@
 
 #include "workload.h"
 
-#define BANK_MAGIC  0x4b4e41424d524146ull /* "FARMBANK" */
-#define IDX_PER_OBJ (FARM_OBJ_MAX / 8)
-#define INIT_BATCH  32 /* accounts initialised per transaction */
+#define BANK_MAGIC   0x4b4e41424d524146ull /* "FARMBANK" */
+#define IDX_PER_OBJ  (FARM_OBJ_MAX / 8)
+#define INIT_BATCH   32 /* accounts initialised per transaction */
 #define AUDIT_SAMPLE 32
 
 struct bank_root {
@@ -177,7 +177,8 @@ int farm_bank_open(struct farm *f, farm_addr_t root, uint64_t seed, struct farm_
 	}
 	for (uint32_t i = 0; i < r->nindex; i++) {
 		uint32_t first = i * IDX_PER_OBJ;
-		uint32_t cnt = r->accounts - first < IDX_PER_OBJ ? r->accounts - first : IDX_PER_OBJ;
+		uint32_t cnt =
+		    r->accounts - first < IDX_PER_OBJ ? r->accounts - first : IDX_PER_OBJ;
 		if ((rc = farm_read(f, r->index[i], b->acct + first,
 				    cnt * (uint32_t)sizeof(farm_addr_t), NULL)) < 0)
 			goto fail;
@@ -237,7 +238,8 @@ static int read_acct(struct farm_bank *b, struct farm_tx *tx, uint32_t i, uint32
 	int rc = farm_tx_read(tx, b->acct[i], v, sizeof(*v));
 
 	if (rc == 0)
-		b->rec.reads[b->rec.nreads++] = (struct farm_wl_read){b->acct[i], v->ver, v->writer};
+		b->rec.reads[b->rec.nreads++] =
+		    (struct farm_wl_read){b->acct[i], v->ver, v->writer};
 	return rc;
 }
 

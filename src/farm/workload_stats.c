@@ -97,8 +97,8 @@ uint64_t farm_wl_rand(uint64_t *s)
 	return x * 0x2545f4914f6cdd1dull;
 }
 
-int farm_wl_end(struct farm_tx *tx, int rc, bool rollback, bool wrote, int type,
-		uint64_t start_ns, struct farm_wl_stats *st, uint64_t *end_ns)
+int farm_wl_end(struct farm_tx *tx, int rc, bool rollback, bool wrote, int type, uint64_t start_ns,
+		struct farm_wl_stats *st, uint64_t *end_ns)
 {
 	struct farm_tx_result res = {FARM_ABORT_NONE, 0};
 

@@ -31,13 +31,13 @@
 
 #include "workload.h"
 
-#define TATP_MAGIC  0x5054415441524146ull /* "FARATATP" */
-#define LOAD_BATCH  16			  /* subscribers written per transaction */
+#define TATP_MAGIC 0x5054415441524146ull /* "FARATATP" */
+#define LOAD_BATCH 16			 /* subscribers written per transaction */
 
 struct tatp_sub {
 	uint32_t s_id;
-	uint16_t bits;	  /* bit_1 .. bit_10 */
-	uint8_t hex[5];	  /* hex_1 .. hex_10, a nibble each */
+	uint16_t bits;	/* bit_1 .. bit_10 */
+	uint8_t hex[5]; /* hex_1 .. hex_10, a nibble each */
 	uint8_t byte2[10];
 	char sub_nbr[15];
 	uint32_t msc_location, vlr_location;
@@ -95,8 +95,8 @@ struct farm_tatp {
 };
 
 static const char *const names[FARM_TATP_NTYPES] = {
-    "get_subscriber_data",    "get_new_destination",	"get_access_data",
-    "update_subscriber_data", "update_location",	"insert_call_forwarding",
+    "get_subscriber_data",    "get_new_destination", "get_access_data",
+    "update_subscriber_data", "update_location",     "insert_call_forwarding",
     "delete_call_forwarding",
 };
 
@@ -201,7 +201,8 @@ static int load_batch(struct farm *f, const struct tatp_idx *idx, uint32_t from,
 	struct farm_tx_result res;
 
 	for (int attempt = 0; attempt < 100; attempt++) {
-		uint64_t s = seed ^ ((uint64_t)from * 0x9e3779b97f4a7c15ull); /* same rows on retry */
+		uint64_t s =
+		    seed ^ ((uint64_t)from * 0x9e3779b97f4a7c15ull); /* same rows on retry */
 		struct farm_tx *tx;
 		int rc = farm_tx_begin(f, &tx);
 		if (rc < 0)
@@ -329,9 +330,9 @@ int farm_tatp_open(struct farm *f, farm_addr_t root, uint64_t seed, struct farm_
 	for (uint32_t i = 0; i < r->nindex; i++) {
 		uint32_t first = i * (uint32_t)IDX_PER_OBJ;
 		uint32_t cnt = r->subscribers - first < IDX_PER_OBJ ? r->subscribers - first
-								     : (uint32_t)IDX_PER_OBJ;
-		if ((rc = farm_read(f, r->index[i], t->idx + first,
-				    cnt * (uint32_t)sizeof(*t->idx), NULL)) < 0)
+								    : (uint32_t)IDX_PER_OBJ;
+		if ((rc = farm_read(f, r->index[i], t->idx + first, cnt * (uint32_t)sizeof(*t->idx),
+				    NULL)) < 0)
 			goto fail;
 	}
 	t->f = f;

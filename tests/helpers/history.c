@@ -47,8 +47,8 @@ size_t hist_rec_size(uint32_t nreads, uint32_t nwrites)
 
 int hist_log_add(struct hist_log *l, const struct hist_tx *t)
 {
-	struct rec r = {REC_MAGIC, t->committed, t->id, t->start_ns, t->end_ns, t->nreads,
-			t->nwrites};
+	struct rec r = {REC_MAGIC, t->committed, t->id,	    t->start_ns,
+			t->end_ns, t->nreads,	 t->nwrites};
 	size_t need, rb = (size_t)t->nreads * sizeof(struct hist_read);
 	uint8_t *p;
 
@@ -64,7 +64,8 @@ int hist_log_add(struct hist_log *l, const struct hist_tx *t)
 	if (rb)
 		memcpy(p + sizeof(r), t->reads, rb);
 	if (t->nwrites)
-		memcpy(p + sizeof(r) + rb, t->writes, (size_t)t->nwrites * sizeof(struct hist_write));
+		memcpy(p + sizeof(r) + rb, t->writes,
+		       (size_t)t->nwrites * sizeof(struct hist_write));
 	l->len += need;
 	l->records++;
 	return 0;
@@ -148,8 +149,8 @@ int hist_add(struct history *h, const struct hist_tx *t)
 	    grow((void **)&h->w, &h->capw, h->nw + t->nwrites, sizeof(*h->w)) < 0)
 		return -ENOMEM;
 	x = &h->tx[h->ntx++];
-	*x = (struct htx){t->id, t->start_ns, t->end_ns, h->nr, h->nw, t->nreads, t->nwrites,
-			  t->committed};
+	*x = (struct htx){t->id, t->start_ns, t->end_ns,  h->nr,
+			  h->nw, t->nreads,   t->nwrites, t->committed};
 	if (t->nreads)
 		memcpy(h->r + h->nr, t->reads, t->nreads * sizeof(*h->r));
 	if (t->nwrites)
@@ -183,8 +184,8 @@ int hist_merge(struct history *h, const void *buf, size_t len)
 		    grow((void **)&h->r, &h->capr, h->nr + r.nreads, sizeof(*h->r)) < 0 ||
 		    grow((void **)&h->w, &h->capw, h->nw + r.nwrites, sizeof(*h->w)) < 0)
 			return -ENOMEM;
-		h->tx[h->ntx++] = (struct htx){r.id,	r.start_ns, r.end_ns,	  h->nr,
-					       h->nw,	r.nreads,   r.nwrites, r.committed != 0};
+		h->tx[h->ntx++] = (struct htx){r.id,  r.start_ns, r.end_ns,  h->nr,
+					       h->nw, r.nreads,	  r.nwrites, r.committed != 0};
 		if (r.nreads)
 			memcpy(h->r + h->nr, p + off + sizeof(r), r.nreads * sizeof(*h->r));
 		if (r.nwrites)
@@ -250,13 +251,13 @@ struct ver {
 struct check {
 	struct history *h;
 	struct hist_report *rep;
-	uint32_t n;	   /* committed transactions = tx nodes 0..n-1 */
-	uint32_t *ctx;	   /* committed index -> history index */
-	struct ver *vers;  /* committed writes, sorted by (obj, ver) */
+	uint32_t n;	  /* committed transactions = tx nodes 0..n-1 */
+	uint32_t *ctx;	  /* committed index -> history index */
+	struct ver *vers; /* committed writes, sorted by (obj, ver) */
 	size_t nvers;
 	struct ver *avers; /* aborted writes, sorted: only to explain bad reads */
 	size_t navers;
-	uint32_t nodes;	   /* n tx nodes, then n end-time nodes */
+	uint32_t nodes; /* n tx nodes, then n end-time nodes */
 	uint32_t *from, *to;
 	size_t nedges, capedges;
 	size_t *first; /* edges of node v: adj[first[v] .. first[v + 1]) */
@@ -432,14 +433,14 @@ static int collect_versions(struct check *c)
 	for (uint32_t k = 0; k < c->n; k++) {
 		const struct htx *t = tx_of(c, k);
 		for (uint32_t j = 0; j < t->nw; j++)
-			c->vers[c->nvers++] = (struct ver){h->w[t->woff + j].obj,
-							   h->w[t->woff + j].ver, k};
+			c->vers[c->nvers++] =
+			    (struct ver){h->w[t->woff + j].obj, h->w[t->woff + j].ver, k};
 	}
 	for (size_t i = 0; i < h->ntx; i++) {
 		const struct htx *t = &h->tx[i];
 		for (uint32_t j = 0; !t->committed && j < t->nw; j++)
-			c->avers[c->navers++] = (struct ver){h->w[t->woff + j].obj,
-							     h->w[t->woff + j].ver, (uint32_t)i};
+			c->avers[c->navers++] =
+			    (struct ver){h->w[t->woff + j].obj, h->w[t->woff + j].ver, (uint32_t)i};
 	}
 	qsort(c->vers, c->nvers, sizeof(*c->vers), cmp_ver);
 	qsort(c->avers, c->navers, sizeof(*c->avers), cmp_ver);
@@ -467,7 +468,8 @@ static void explain_bad_read(struct check *c, uint32_t k, const struct hist_read
 	size_t i = lower(c->avers, c->navers, rd->obj, rd->ver);
 
 	if (i < c->navers && c->avers[i].obj == rd->obj && c->avers[i].ver == rd->ver)
-		say(c->rep, "T%#llx read version %llu of %#llx, installed only by T%#llx, which aborted\n",
+		say(c->rep,
+		    "T%#llx read version %llu of %#llx, installed only by T%#llx, which aborted\n",
 		    id_of(c, k), (unsigned long long)rd->ver, (unsigned long long)rd->obj,
 		    (unsigned long long)c->h->tx[c->avers[i].tx].id);
 	else
@@ -491,7 +493,9 @@ static int data_edges(struct check *c)
 			if (rd->ver == 0) {
 				if (rd->writer != 0) {
 					r->bad_writers++;
-					say(r, "T%#llx read the initial version of %#llx with writer T%#llx\n",
+					say(r,
+					    "T%#llx read the initial version of %#llx with writer "
+					    "T%#llx\n",
 					    id_of(c, k), (unsigned long long)rd->obj,
 					    (unsigned long long)rd->writer);
 				}
@@ -503,11 +507,12 @@ static int data_edges(struct check *c)
 				} else if (rd->writer != tx_of(c, w)->id) {
 					r->bad_writers++;
 					say(r,
-					    "T%#llx read version %llu of %#llx carrying writer T%#llx, "
+					    "T%#llx read version %llu of %#llx carrying writer "
+					    "T%#llx, "
 					    "but T%#llx committed that version\n",
 					    id_of(c, k), (unsigned long long)rd->ver,
-					    (unsigned long long)rd->obj, (unsigned long long)rd->writer,
-					    id_of(c, w));
+					    (unsigned long long)rd->obj,
+					    (unsigned long long)rd->writer, id_of(c, w));
 				}
 				if (add_edge(c, w, k) < 0) /* wr */
 					return -ENOMEM;

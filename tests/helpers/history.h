@@ -49,8 +49,8 @@
 #include <stdint.h>
 
 struct hist_read {
-	uint64_t obj;    /* object (a FaRM address, or any unique key) */
-	uint64_t ver;    /* version the value carried */
+	uint64_t obj;	 /* object (a FaRM address, or any unique key) */
+	uint64_t ver;	 /* version the value carried */
 	uint64_t writer; /* writer id the value carried (0: initial) */
 };
 
@@ -60,9 +60,9 @@ struct hist_write {
 };
 
 struct hist_tx {
-	uint64_t id;		/* unique, != 0 */
-	uint64_t start_ns;	/* before the transaction began */
-	uint64_t end_ns;	/* after its commit (or abort) returned */
+	uint64_t id;	   /* unique, != 0 */
+	uint64_t start_ns; /* before the transaction began */
+	uint64_t end_ns;   /* after its commit (or abort) returned */
 	bool committed;
 	uint32_t nreads, nwrites;
 	const struct hist_read *reads;
@@ -105,15 +105,15 @@ int hist_merge_file(struct history *h, const char *path);
 
 struct hist_report {
 	uint64_t txs, committed, aborted, reads, writes;
-	uint64_t nodes, edges;	 /* graph size (time nodes included) */
-	uint64_t anomalies;	 /* the sum of the next five */
-	uint64_t cycles;	 /* strongly connected components of >1 transaction */
-	uint64_t dup_versions;	 /* a version installed by two committed txs */
-	uint64_t bad_reads;	 /* read of a version no committed tx installed */
-	uint64_t bad_writers;	 /* read whose writer id is not the version's writer */
-	uint64_t bad_records;	 /* end < start, id 0, repeated id */
-	uint64_t cycle_txs;	 /* transactions inside cycles */
-	char text[4096];	 /* the first anomalies, one per line, cycles spelt out */
+	uint64_t nodes, edges; /* graph size (time nodes included) */
+	uint64_t anomalies;    /* the sum of the next five */
+	uint64_t cycles;       /* strongly connected components of >1 transaction */
+	uint64_t dup_versions; /* a version installed by two committed txs */
+	uint64_t bad_reads;    /* read of a version no committed tx installed */
+	uint64_t bad_writers;  /* read whose writer id is not the version's writer */
+	uint64_t bad_records;  /* end < start, id 0, repeated id */
+	uint64_t cycle_txs;    /* transactions inside cycles */
+	char text[4096];       /* the first anomalies, one per line, cycles spelt out */
 };
 
 /* Check everything added so far. Returns 0 when the check ran (the verdict

@@ -240,8 +240,8 @@ int cmd_bench_tx(int argc, char **argv)
 			json_free(j);
 			return fail(&c, "node %u sent no root address", cfg.members[0].id);
 		}
-		progress(&c, "loaded in %.1f s: root %s (--root %s reuses it)", json_num(j, "seconds"),
-			 json_str(j, "root"), json_str(j, "root"));
+		progress(&c, "loaded in %.1f s: root %s (--root %s reuses it)",
+			 json_num(j, "seconds"), json_str(j, "root"), json_str(j, "root"));
 		json_free(j);
 	}
 	farm_addr_fmt(root, rootstr);
@@ -275,7 +275,8 @@ int cmd_bench_tx(int argc, char **argv)
 		for (int i = 0; i < clients; i++) {
 			json_free(res[i].j);
 			res[i].j = NULL;
-			if (query(&c, res[i].id, "bench tx status", CALL_TIMEOUT_MS, &res[i].j) < 0) {
+			if (query(&c, res[i].id, "bench tx status", CALL_TIMEOUT_MS, &res[i].j) <
+			    0) {
 				stop_all(&c, res, clients);
 				goto out_fail;
 			}
@@ -288,8 +289,9 @@ int cmd_bench_tx(int argc, char **argv)
 		}
 		progress(&c, "%5.1f s: %llu committed, %.0f tx/s, %.2f%% aborted", elapsed,
 			 (unsigned long long)committed, rate,
-			 committed + aborted ? 100.0 * (double)aborted / (double)(committed + aborted)
-					     : 0.0);
+			 committed + aborted
+			     ? 100.0 * (double)aborted / (double)(committed + aborted)
+			     : 0.0);
 		if (running && waited_ms > secs * 1000 + SLACK_MS) {
 			stop_all(&c, res, clients);
 			fail(&c, "nodes still running %d s after the end", SLACK_MS / 1000);
@@ -313,7 +315,8 @@ int cmd_bench_tx(int argc, char **argv)
 	uint64_t rolled = sum_u64(res, clients, "rolled_back");
 	uint64_t errors = sum_u64(res, clients, "errors");
 	uint64_t violations = sum_u64(res, clients, "violations");
-	double abort_rate = committed + aborted ? (double)aborted / (double)(committed + aborted) : 0;
+	double abort_rate =
+	    committed + aborted ? (double)aborted / (double)(committed + aborted) : 0;
 	struct json *aud = NULL;
 	if (bank) {
 		snprintf(line, sizeof(line), "bench tx audit %s", rootstr);
@@ -322,24 +325,25 @@ int cmd_bench_tx(int argc, char **argv)
 		if (!json_true(aud, "intact"))
 			violations++;
 	}
-	static const char *const reasons[] = {"locked", "changed", "validate", "read",
+	static const char *const reasons[] = {"locked",	  "changed", "validate", "read",
 					      "log_full", "failure", "user"};
 	if (c.json) {
-		printf("{\"ok\":true,\"workload\":\"%s\",\"clients\":%d,\"nodes\":%u,\"replicas\":%u,"
-		       "\"seed\":%llu,\"root\":\"%s\",\"seconds\":%.3f,\"committed\":%llu,"
-		       "\"aborted\":%llu,\"rolled_back\":%llu,\"errors\":%llu,\"violations\":%llu,"
-		       "\"tx_per_sec\":%.0f,\"abort_rate\":%.6f,\"commit_median_ns\":%llu,"
-		       "\"commit_p99_ns\":%llu,\"commit_rw_median_ns\":%llu,\"commit_rw_p99_ns\":%llu,"
-		       "\"tx_median_ns\":%llu,\"tx_p99_ns\":%llu,\"reasons\":{",
-		       wl, clients, cfg.nmembers, cfg.replicas, (unsigned long long)seed, rootstr,
-		       secs_max, (unsigned long long)committed, (unsigned long long)aborted,
-		       (unsigned long long)rolled, (unsigned long long)errors,
-		       (unsigned long long)violations, rate, abort_rate,
-		       (unsigned long long)hist_pct(&hc, 0.5), (unsigned long long)hist_pct(&hc, 0.99),
-		       (unsigned long long)hist_pct(&hrw, 0.5),
-		       (unsigned long long)hist_pct(&hrw, 0.99),
-		       (unsigned long long)hist_pct(&htx, 0.5),
-		       (unsigned long long)hist_pct(&htx, 0.99));
+		printf(
+		    "{\"ok\":true,\"workload\":\"%s\",\"clients\":%d,\"nodes\":%u,\"replicas\":%u,"
+		    "\"seed\":%llu,\"root\":\"%s\",\"seconds\":%.3f,\"committed\":%llu,"
+		    "\"aborted\":%llu,\"rolled_back\":%llu,\"errors\":%llu,\"violations\":%llu,"
+		    "\"tx_per_sec\":%.0f,\"abort_rate\":%.6f,\"commit_median_ns\":%llu,"
+		    "\"commit_p99_ns\":%llu,\"commit_rw_median_ns\":%llu,\"commit_rw_p99_ns\":%llu,"
+		    "\"tx_median_ns\":%llu,\"tx_p99_ns\":%llu,\"reasons\":{",
+		    wl, clients, cfg.nmembers, cfg.replicas, (unsigned long long)seed, rootstr,
+		    secs_max, (unsigned long long)committed, (unsigned long long)aborted,
+		    (unsigned long long)rolled, (unsigned long long)errors,
+		    (unsigned long long)violations, rate, abort_rate,
+		    (unsigned long long)hist_pct(&hc, 0.5), (unsigned long long)hist_pct(&hc, 0.99),
+		    (unsigned long long)hist_pct(&hrw, 0.5),
+		    (unsigned long long)hist_pct(&hrw, 0.99),
+		    (unsigned long long)hist_pct(&htx, 0.5),
+		    (unsigned long long)hist_pct(&htx, 0.99));
 		for (size_t k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++)
 			printf("%s\"%s\":%llu", k ? "," : "", reasons[k],
 			       (unsigned long long)sum_sub(res, clients, "reasons", reasons[k]));
@@ -355,16 +359,19 @@ int cmd_bench_tx(int argc, char **argv)
 				}
 			}
 			printf("%s{\"name\":", t ? "," : "");
-			json_print_str(json_str(types->kids[t], "name") ? json_str(types->kids[t], "name")
-									: "?");
+			json_print_str(json_str(types->kids[t], "name")
+					   ? json_str(types->kids[t], "name")
+					   : "?");
 			printf(",\"attempts\":%llu,\"committed\":%llu}", (unsigned long long)att,
 			       (unsigned long long)com);
 		}
 		printf("],\"per_node\":[");
 		for (int i = 0; i < clients; i++)
-			printf("%s{\"node\":%u,\"committed\":%llu,\"aborted\":%llu,\"tx_per_sec\":%.0f,"
+			printf("%s{\"node\":%u,\"committed\":%llu,\"aborted\":%llu,\"tx_per_sec\":%"
+			       ".0f,"
 			       "\"commit_median_ns\":%llu,\"commit_p99_ns\":%llu}",
-			       i ? "," : "", res[i].id, (unsigned long long)json_u64(res[i].j, "committed"),
+			       i ? "," : "", res[i].id,
+			       (unsigned long long)json_u64(res[i].j, "committed"),
 			       (unsigned long long)json_u64(res[i].j, "aborted"),
 			       json_num(res[i].j, "tx_per_sec"),
 			       (unsigned long long)json_u64(res[i].j, "commit_median_ns"),
@@ -373,7 +380,8 @@ int cmd_bench_tx(int argc, char **argv)
 		if (aud)
 			printf(",\"audit\":{\"total\":%lld,\"expected\":%lld,\"negative\":%llu,"
 			       "\"intact\":%s}",
-			       (long long)json_num(aud, "total"), (long long)json_num(aud, "expected"),
+			       (long long)json_num(aud, "total"),
+			       (long long)json_num(aud, "expected"),
 			       (unsigned long long)json_u64(aud, "negative"),
 			       json_true(aud, "intact") ? "true" : "false");
 		printf("}\n");
@@ -384,13 +392,16 @@ int cmd_bench_tx(int argc, char **argv)
 		       "tx_p99_ns=%llu errors=%llu violations=%llu",
 		       wl, clients, secs_max, (unsigned long long)committed, rate, abort_rate,
 		       (unsigned long long)rolled, (unsigned long long)hist_pct(&hc, 0.5),
-		       (unsigned long long)hist_pct(&hc, 0.99), (unsigned long long)hist_pct(&hrw, 0.5),
-		       (unsigned long long)hist_pct(&hrw, 0.99), (unsigned long long)hist_pct(&htx, 0.5),
+		       (unsigned long long)hist_pct(&hc, 0.99),
+		       (unsigned long long)hist_pct(&hrw, 0.5),
+		       (unsigned long long)hist_pct(&hrw, 0.99),
+		       (unsigned long long)hist_pct(&htx, 0.5),
 		       (unsigned long long)hist_pct(&htx, 0.99), (unsigned long long)errors,
 		       (unsigned long long)violations);
 		if (aud)
 			printf(" total=%lld expected=%lld negative=%llu",
-			       (long long)json_num(aud, "total"), (long long)json_num(aud, "expected"),
+			       (long long)json_num(aud, "total"),
+			       (long long)json_num(aud, "expected"),
 			       (unsigned long long)json_u64(aud, "negative"));
 		printf(" root=%s seed=%llu\n", rootstr, (unsigned long long)seed);
 	}

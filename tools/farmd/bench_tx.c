@@ -41,8 +41,8 @@ struct bench_tx {
 	struct farm_wl_stats st;
 };
 
-static const char *const reasons[8] = {"none",	   "locked",	"changed", "validate",
-				       "read",	   "log_full",	"failure", "user"};
+static const char *const reasons[8] = {"none", "locked",   "changed", "validate",
+				       "read", "log_full", "failure", "user"};
 
 static void release(struct bench_tx *b)
 {
@@ -86,7 +86,8 @@ int bench_tx_slice(struct farmd *d)
 	now = farm_wl_now_ns();
 	until = now + SLICE_NS < b->until ? now + SLICE_NS : b->until;
 	do {
-		int rc = b->bank ? farm_bank_step(b->bank, &b->st) : farm_tatp_step(b->tatp, &b->st);
+		int rc =
+		    b->bank ? farm_bank_step(b->bank, &b->st) : farm_tatp_step(b->tatp, &b->st);
 		n++;
 		if (rc < 0 && b->st.errors >= MAX_ERRORS) {
 			farmd_log(FARMD_ERROR, "bench tx %s: stopping after %llu errors, last: %s",
@@ -144,9 +145,12 @@ static int cmd_load(struct farmd *d, int n, char **tok, struct sbuf *out)
 	} else {
 		rc = farm_tatp_create(d->f, (uint32_t)count, arg, &root);
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		farmd_log(FARMD_WARN, "bench tx load %s %llu: %s", tok[3],
+			  (unsigned long long)count, farm_strerror(rc));
 		return cmd_error(out, rc, "bench tx load %s %llu: %s", tok[3],
 				 (unsigned long long)count, farm_strerror(rc));
+	}
 	double secs = (double)(farm_wl_now_ns() - t0) / 1e9;
 	farmd_log(FARMD_INFO, "bench tx load %s %llu: root 0x%016llx in %.2f s", tok[3],
 		  (unsigned long long)count, (unsigned long long)root, secs);
@@ -176,8 +180,8 @@ static int cmd_start(struct farmd *d, int n, char **tok, struct sbuf *out)
 				 tok[5]);
 	if (parse_u64(tok[6], 0, UINT64_MAX, &seed) < 0)
 		return cmd_error(out, -EINVAL, "bench tx start: bad seed '%s'", tok[6]);
-	if (n == 9 && (parse_u64(tok[7], 1, 1000000000u, &maxt) < 0 ||
-		       parse_u64(tok[8], 0, 100, &audit) < 0))
+	if (n == 9 &&
+	    (parse_u64(tok[7], 1, 1000000000u, &maxt) < 0 || parse_u64(tok[8], 0, 100, &audit) < 0))
 		return cmd_error(out, -EINVAL,
 				 "bench tx start: MAX_TRANSFER must be >= 1, AUDIT_PCT 0..100");
 	if (d->btx && d->btx->running)
@@ -203,7 +207,8 @@ static int cmd_start(struct farmd *d, int n, char **tok, struct sbuf *out)
 	b->running = true;
 	farmd_log(FARMD_INFO, "bench tx %s: %llu s, seed %llu", b->name, (unsigned long long)secs,
 		  (unsigned long long)seed);
-	sb_printf(out, "{\"ok\":true,\"node\":%u,\"workload\":\"%s\",\"started\":true,\"seed\":%llu}\n",
+	sb_printf(out,
+		  "{\"ok\":true,\"node\":%u,\"workload\":\"%s\",\"started\":true,\"seed\":%llu}\n",
 		  d->id, b->name, (unsigned long long)seed);
 	return 0;
 }
