@@ -4,7 +4,8 @@
  * farmd is one FaRM node: main.c starts it (farm_node_start) and runs its
  * progress loop; admin.c serves the admin socket without ever blocking that
  * loop; cmd.c turns one admin line into one JSON reply; bench.c measures
- * reads from inside the node, where the application would run; log.c
+ * reads from inside the node, where the application would run; bench_tx.c
+ * runs the transaction workloads in slices of the progress loop; log.c
  * writes one timestamped line per event to stderr.
  */
 #ifndef FARMD_FARMD_H

@@ -17,6 +17,7 @@
  *   read ADDR [LEN]                 {"len", "version", "hex"}
  *   write ADDR HEX
  *   bench read SIZE COUNT [remote|local]
+ *   bench tx load|start|status|stop|audit ...   (bench_tx.c)
  *   stop
  * Errors: {"ok":false,"code":-errno,"error":"text"}.
  */
