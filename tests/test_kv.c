@@ -250,6 +250,20 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK_RC(sh, idx, farm_kv_mget(kv, &it, 1), 0);
 	FC_CHECK(sh, idx, it.rc == -EINVAL);
 	FC_CHECK_RC(sh, idx, farm_kv_scan_stats(NULL, NULL), -EINVAL);
+	/* Multi-put: bad items get their own code, the good ones go in. */
+	struct farm_kv_put_item pi[4] = {
+	    {"m1", 2, "v1", 2, 0, 0},
+	    {"", 0, "v", 1, 0, 0},
+	    {key, FARM_KV_KEY_MAX + 1, "v", 1, 0, 0},
+	    {"m2", 2, val, FARM_KV_VAL_MAX + 1, 0, 0},
+	};
+	FC_CHECK_RC(sh, idx, farm_kv_mput(NULL, pi, 4), -EINVAL);
+	FC_CHECK_RC(sh, idx, farm_kv_mput(kv, NULL, 4), -EINVAL);
+	FC_CHECK_RC(sh, idx, farm_kv_mput(kv, pi, 4), 1);
+	FC_CHECK(sh, idx, pi[0].rc == 0 && pi[0].ver != 0);
+	FC_CHECK(sh, idx, pi[1].rc == -EINVAL && pi[2].rc == -ENAMETOOLONG && pi[3].rc == -EFBIG);
+	FC_CHECK_RC(sh, idx, farm_kv_get(kv, "m1", 2, buf, sizeof(buf), &vl, NULL), 0);
+	FC_CHECK_RC(sh, idx, farm_kv_del(kv, "m1", 2, pi[0].ver), 0);
 	/* The largest key and value are fine, and nothing above was stored. */
 	FC_CHECK_RC(sh, idx, farm_kv_put(kv, key, FARM_KV_KEY_MAX, val, FARM_KV_VAL_MAX,
 					 FARM_KV_SET, NULL), 0);

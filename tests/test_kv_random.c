@@ -1,9 +1,9 @@
 /* test_kv_random.c - random operations on the key-value store checked one
  * by one against a reference map: get, multi-get, set, add, replace,
- * compare-and-put (right and wrong versions), delete (with and without a
- * version), over a key space where keys come and go, values change size
- * across the inline / out-of-line boundary, and the table grows from its
- * smallest size. Every return code, value, length and version is checked;
+ * multi-put, compare-and-put (right and wrong versions), delete (with and
+ * without a version), over a key space where keys come and go, values
+ * change size across the inline / out-of-line boundary, and the table grows
+ * from its smallest size. Every return code, value, length and version is checked;
  * at the end the whole key space and the table's scan agree with the map.
  *
  * One node, so every operation is a local transaction: 1 M operations take
@@ -137,8 +137,8 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 				FAIL("op %llu: mget found %d, want %d", (unsigned long long)op, found,
 				     want);
 			counts[1]++;
-		} else if (kind < 75) { /* set / add / replace */
-			enum farm_kv_mode mode = kind < 60   ? FARM_KV_SET
+		} else if (kind < 72) { /* set / add / replace */
+			enum farm_kv_mode mode = kind < 58   ? FARM_KV_SET
 						 : kind < 68 ? FARM_KV_ADD
 							     : FARM_KV_REPLACE;
 			uint32_t rev = r->rev + 1 + (uint32_t)(rnd(&s) % 3);
@@ -158,6 +158,32 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 				r->ver = ver;
 			}
 			counts[2]++;
+		} else if (kind < 75) { /* multi-put of MGET items, ids may repeat */
+			static uint8_t vals[MGET][2048];
+			struct farm_kv_put_item pi[MGET];
+			uint32_t ids[MGET], revs[MGET];
+			for (uint32_t j = 0; j < MGET; j++) {
+				ids[j] = j && rnd(&s) % 4 == 0 ? ids[j - 1]
+							       : (uint32_t)(rnd(&s) % KEYSPACE);
+				revs[j] = ref[ids[j]].rev + 1 + j;
+				uint32_t len = len_of(ids[j], revs[j]);
+				fill(vals[j], ids[j], revs[j], len);
+				pi[j].key = keys[j];
+				pi[j].klen = key_of(keys[j], ids[j]);
+				pi[j].val = vals[j];
+				pi[j].vlen = len;
+			}
+			rc = farm_kv_mput(kv, pi, MGET);
+			if (rc != (int)MGET)
+				FAIL("op %llu: mput stored %d of %u", (unsigned long long)op, rc, MGET);
+			for (uint32_t j = 0; j < MGET; j++) {
+				if (pi[j].rc || !pi[j].ver)
+					FAIL("op %llu: mput item %u: %d", (unsigned long long)op, j,
+					     pi[j].rc);
+				ref[ids[j]].rev = revs[j];
+				ref[ids[j]].ver = pi[j].ver;
+			}
+			counts[5]++;
 		} else if (kind < 88) { /* compare-and-put */
 			bool right = rnd(&s) % 10 < 7;
 			uint64_t expect = right ? r->ver : r->ver + 1 + rnd(&s) % 5;
@@ -209,13 +235,13 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		     (unsigned long long)present);
 	uint64_t ms = proc_now_ms() - t0;
 	printf("%llu ops in %llu ms (%.0f ops/s): %llu gets, %llu mgets, %llu puts, %llu cas, "
-	       "%llu dels; %llu keys, %llu segments, depth %u, load %.2f, %llu splits, %llu "
+	       "%llu dels, %llu mputs; %llu keys, %llu segments, depth %u, load %.2f, %llu splits, %llu "
 	       "moves, %llu tx aborts\n",
 	       (unsigned long long)a->ops, (unsigned long long)ms,
 	       ms ? (double)a->ops * 1000.0 / (double)ms : 0.0, (unsigned long long)counts[0],
 	       (unsigned long long)counts[1], (unsigned long long)counts[2],
 	       (unsigned long long)counts[3], (unsigned long long)counts[4],
-	       (unsigned long long)sc.keys, (unsigned long long)sc.segments, sc.global_depth,
+	       (unsigned long long)counts[5], (unsigned long long)sc.keys, (unsigned long long)sc.segments, sc.global_depth,
 	       sc.load, (unsigned long long)st.splits, (unsigned long long)st.displacements,
 	       (unsigned long long)st.tx_aborts);
 	fflush(stdout);

@@ -117,6 +117,23 @@ struct farm_kv_item {
  * code when the call itself is wrong (NULL handle or items). */
 int farm_kv_mget(struct farm_kv *kv, struct farm_kv_item *items, size_t n);
 
+/* One item of a multi-put. */
+struct farm_kv_put_item {
+	const void *key; /* in */
+	size_t klen;     /* in */
+	const void *val; /* in */
+	size_t vlen;     /* in */
+	uint64_t ver;    /* out: the item's new version */
+	int rc;          /* out: as farm_kv_put */
+};
+
+/* Store n items (FARM_KV_SET each), several per transaction, so that a
+ * bulk load commits far fewer times than n puts would. The items of one
+ * transaction appear together; the call as a whole is not atomic (a later
+ * item of the same key wins). Returns how many were stored (>= 0); each
+ * item has its own rc. -EINVAL for a NULL handle or items. */
+int farm_kv_mput(struct farm_kv *kv, struct farm_kv_put_item *items, size_t n);
+
 /* What this handle did (counters local to the handle, no communication). */
 struct farm_kv_stats {
 	uint64_t gets, get_hits, get_reads; /* reads: one-sided READs issued */

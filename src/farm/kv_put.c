@@ -25,6 +25,8 @@
 #include "kv_int.h"
 
 #define KV_NEED_SPLIT 1
+#define KV_STALE 2  /* apply: the directory entry was stale */
+#define KV_BADSEG 3 /* apply: the entry does not name a segment */
 #define KV_OP_DEADLINE_NS (10ull * 1000000000ull)
 #define KV_SPLIT_SEPARATE_BITS 8
 #define KV_SPLIT_MAX_SPAN 14 /* entries of one segment: 2^14, 32 chunks */
@@ -212,34 +214,26 @@ static int to_overflow(struct farm_kv *kv, struct farm_tx *tx, farm_addr_t seg,
 	return -EPROTO; /* n said there was room */
 }
 
-static int attempt(struct farm_kv *kv, struct kv_req *q, uint64_t *ver_out)
+/* The change of request q inside transaction tx: read the segment, change
+ * a private copy, buffer the writes. 0 when buffered; KV_NEED_SPLIT;
+ * KV_STALE when the directory entry was stale (the caller aborts, then
+ * refreshes); or a failure (the caller aborts). Several requests may share
+ * one transaction: a segment read again comes from its write set. */
+static int apply(struct farm_kv *kv, struct farm_tx *tx, struct kv_req *q)
 {
 	uint64_t e = kv__dir_entry(kv, q->h);
 	farm_addr_t seg = kv_e_addr(e);
 	uint32_t d = kv_e_depth(e), hm = kv__home(q->h), moves = 0;
-	struct farm_tx *tx;
-	struct farm_tx_result res;
 	int rc, at = -1;
 	bool in_ovf = false, ovf_loaded = false;
 
-	if ((rc = farm_tx_begin(kv->f, &tx)))
-		return rc;
 	rc = farm_tx_read(tx, seg, kv->seg, KV_SEG_BYTES);
-	if (rc) {
-		farm_tx_abort(tx);
-		if (rc == -EINVAL || rc == -EFBIG || rc == -ENOENT || rc == -ERANGE) {
-			if ((rc = kv__dir_load(kv)))
-				return rc;
-			return -EAGAIN;
-		}
+	if (rc == -EINVAL || rc == -EFBIG || rc == -ENOENT || rc == -ERANGE)
+		return KV_BADSEG; /* not a segment: a directory entry from a bad pass */
+	if (rc)
 		return rc;
-	}
-	if (d < kv->g0 || kv_m_rdepth(kv_get64(kv__slot(kv->seg, 0))) != d - kv->g0) {
-		farm_tx_abort(tx);
-		if ((rc = kv__dir_refresh(kv, q->h)))
-			return rc;
-		return -EAGAIN;
-	}
+	if (d < kv->g0 || kv_m_rdepth(kv_get64(kv__slot(kv->seg, 0))) != d - kv->g0)
+		return KV_STALE;
 	memcpy(kv->seg0, kv->seg, KV_SEG_BYTES);
 	rc = find_in(kv, tx, kv->seg, hm, KV_H, q, &at);
 	uint8_t *t = trailer(kv->seg);
@@ -256,7 +250,7 @@ static int attempt(struct farm_kv *kv, struct kv_req *q, uint64_t *ver_out)
 		}
 	}
 	if (rc < 0)
-		goto abort;
+		return rc;
 	bool found = rc == 1;
 	uint8_t *slot = found ? (in_ovf ? kv->ovf + (size_t)at * KV_SLOT : kv__slot(kv->seg, at))
 			      : NULL;
@@ -286,50 +280,77 @@ static int attempt(struct farm_kv *kv, struct kv_req *q, uint64_t *ver_out)
 	if (rc == -ECANCELED)
 		kv->st.cas_fails++;
 	if (rc)
-		goto abort;
+		return rc;
 
 	if (found && kv_m_klen(kv_get64(slot)) == KV_KLEN_OOL &&
 	    (rc = farm_tx_free(tx, kv_get64(slot + 16))))
-		goto abort;
+		return rc;
 	if (q->op == KV_OP_DEL) {
 		kv__slot_clear(slot);
 		if (in_ovf) {
 			if (--nov == 0) {
 				if ((rc = farm_tx_free(tx, ovf)))
-					goto abort;
+					return rc;
 				memset(t, 0, KV_SLOT);
 				set_ovf_bits(kv, kv->seg, NULL, 0);
 			} else {
 				kv_put32(t + 12, nov);
 				set_ovf_bits(kv, kv->seg, kv->ovf, cap);
 				if ((rc = farm_tx_write(tx, ovf, kv->ovf, cap * KV_SLOT)))
-					goto abort;
+					return rc;
 			}
 		}
 	} else if (found) {
 		if ((rc = set_item(kv, tx, seg, slot, q)))
-			goto abort;
+			return rc;
 		if (in_ovf && (rc = farm_tx_write(tx, ovf, kv->ovf, cap * KV_SLOT)))
-			goto abort;
+			return rc;
 	} else {
 		int j = kv__seg_make_room(kv, kv->seg, hm, &moves);
 		if (j >= 0) {
 			if ((rc = set_item(kv, tx, seg, kv__slot(kv->seg, (uint32_t)j), q)))
-				goto abort;
+				return rc;
 			kv->st.displacements += moves;
 		} else {
 			memcpy(kv->seg, kv->seg0, KV_SEG_BYTES);
-			if (splittable(kv, kv->seg, d, q->h)) {
-				farm_tx_abort(tx);
+			if (splittable(kv, kv->seg, d, q->h))
 				return KV_NEED_SPLIT;
-			}
 			if ((rc = to_overflow(kv, tx, seg, q, ovf_loaded)))
-				goto abort;
+				return rc;
 		}
 	}
 	int last = kv__seg_last_diff(kv->seg, kv->seg0, KV_SEG_LINES);
 	if (last >= 0 && (rc = farm_tx_write(tx, seg, kv->seg, (uint32_t)(last + 1) * KV_SLOT)))
-		goto abort;
+		return rc;
+	return 0;
+}
+
+/* After a transaction was abandoned because of what apply said: bring the
+ * directory up to date. -EAGAIN (try again) or an error. */
+static int after_stale(struct farm_kv *kv, int why, uint64_t h)
+{
+	int rc = why == KV_STALE ? kv__dir_refresh(kv, h) : kv__dir_load(kv);
+
+	return rc ? rc : -EAGAIN;
+}
+
+/* One request, one transaction: 0, KV_NEED_SPLIT, -EAGAIN (run again), or
+ * the request's failure. */
+static int attempt(struct farm_kv *kv, struct kv_req *q, uint64_t *ver_out)
+{
+	struct farm_tx *tx;
+	struct farm_tx_result res;
+	int rc;
+
+	if ((rc = farm_tx_begin(kv->f, &tx)))
+		return rc;
+	rc = apply(kv, tx, q);
+	if (rc) {
+		farm_tx_abort(tx);
+		if (rc == KV_STALE || rc == KV_BADSEG)
+			return after_stale(kv, rc, q->h);
+		return rc;
+	}
 	rc = farm_tx_commit(tx, &res);
 	if (rc == 0) {
 		kv->st.tx_commits++;
@@ -338,9 +359,6 @@ static int attempt(struct farm_kv *kv, struct kv_req *q, uint64_t *ver_out)
 		return 0;
 	}
 	kv->st.tx_aborts++;
-	return rc;
-abort:
-	farm_tx_abort(tx);
 	return rc;
 }
 
@@ -605,4 +623,103 @@ int farm_kv_del(struct farm_kv *kv, const void *key, size_t klen, uint64_t expec
 			   NULL, 0, expect, 0};
 	kv->st.dels++;
 	return run(kv, &q, NULL);
+}
+
+/* ---- multi-put ---- */
+
+#define KV_MPUT_ITEMS 12            /* requests per transaction (writes: ~4 each) */
+#define KV_MPUT_BYTES (160u << 10)  /* images per transaction, estimated */
+
+static int mput_chunk(struct farm_kv *kv, struct kv_req *q, struct farm_kv_put_item **it,
+		      unsigned m)
+{
+	uint64_t deadline = 0;
+
+	for (int t = 0;; t++) {
+		struct farm_tx *tx;
+		struct farm_tx_result res;
+		unsigned i;
+		int rc;
+
+		if ((rc = farm_tx_begin(kv->f, &tx)))
+			return rc;
+		for (i = 0, rc = 0; i < m && rc == 0; i++)
+			rc = apply(kv, tx, &q[i]);
+		if (rc) {
+			farm_tx_abort(tx);
+			i--;
+			if (rc == KV_NEED_SPLIT)
+				rc = kv__split(kv, q[i].h);
+			else if (rc == KV_STALE || rc == KV_BADSEG)
+				rc = after_stale(kv, rc, q[i].h);
+			if (rc && rc != -EAGAIN)
+				return rc; /* the caller puts them one by one */
+		} else {
+			rc = farm_tx_commit(tx, &res);
+			if (rc == 0) {
+				kv->st.tx_commits++;
+				for (i = 0; i < m; i++) {
+					it[i]->rc = 0;
+					it[i]->ver = q[i].nv;
+				}
+				return 0;
+			}
+			kv->st.tx_aborts++;
+			if (rc != -EAGAIN)
+				return rc;
+		}
+		uint64_t now = now_ns();
+		if (!deadline)
+			deadline = now + KV_OP_DEADLINE_NS;
+		else if (now >= deadline)
+			return -EAGAIN;
+		if (rc == -EAGAIN)
+			backoff(kv, t);
+	}
+}
+
+int farm_kv_mput(struct farm_kv *kv, struct farm_kv_put_item *items, size_t n)
+{
+	struct kv_req q[KV_MPUT_ITEMS];
+	struct farm_kv_put_item *it[KV_MPUT_ITEMS];
+	int stored = 0;
+
+	if (!kv || (!items && n))
+		return -EINVAL;
+	for (size_t i = 0; i < n;) {
+		unsigned m = 0;
+		uint32_t bytes = 0;
+
+		/* A chunk of valid items within the transaction's limits. */
+		for (; i < n && m < KV_MPUT_ITEMS; i++) {
+			struct farm_kv_put_item *p = &items[i];
+			p->ver = 0;
+			kv->st.puts++;
+			if ((p->rc = kv__check_key(p->key, p->klen)) ||
+			    (p->rc = check_val(p->val, p->vlen)))
+				continue;
+			uint32_t b = KV_SEG_BYTES + KV_ITEM_HDR + (uint32_t)(p->klen + p->vlen) + 64;
+			if (m && bytes + b > KV_MPUT_BYTES)
+				break;
+			if ((p->rc = kv__next_version(kv, &q[m].nv)))
+				continue;
+			q[m] = (struct kv_req){KV_OP_PUT, FARM_KV_SET, p->key, (uint32_t)p->klen,
+					       kv__hash(kv, p->key, p->klen), p->val,
+					       (uint32_t)p->vlen, 0, q[m].nv};
+			it[m++] = p;
+			bytes += b;
+		}
+		if (m == 0)
+			continue;
+		if (mput_chunk(kv, q, it, m) == 0) {
+			stored += (int)m;
+			continue;
+		}
+		/* The chunk as a whole failed: each item on its own says why. */
+		for (unsigned k = 0; k < m; k++) {
+			it[k]->rc = run(kv, &q[k], &it[k]->ver);
+			stored += it[k]->rc == 0;
+		}
+	}
+	return stored;
 }

@@ -25,7 +25,12 @@
 #include "farm_cli.h"
 
 #define CALL_TIMEOUT_MS 30000
-#define LOAD_LINE_BYTES (64u << 10) /* hex per load batch (the node's line limit is larger) */
+/* Items per `kv load` line (the node takes up to 1024) and hex bytes per
+ * line (the node's line limit, less the command and table name): the
+ * admin socket costs the node up to a few milliseconds per line, so lines
+ * are long. */
+#define LOAD_ITEMS 1000
+#define LOAD_LINE_BYTES (FARM_ADMIN_LINE_MAX - 128u)
 
 static const char kv_usage[] =
     "usage: farm kv get KEY [--raw|--hex]                 print the value of KEY\n"
@@ -43,8 +48,9 @@ static const char kv_usage[] =
     "bytes, values 0..60416. put prints version=V (the item's version, for\n"
     "--cas and --version); with --add it fails if the key exists, with\n"
     "--replace if it does not, with --cas unless the version is still V.\n"
-    "load sends lines in batches (--batch, default 64 keys) and shows progress\n"
-    "on stderr every second; it prints stored= seconds= keys_per_sec=.\n"
+    "load sends lines in batches (--batch, at most and by default 1000 keys) and\n"
+    "shows progress on stderr every second; it prints stored= seconds=\n"
+    "keys_per_sec=.\n"
     "Exit status: 0 success, 1 runtime failure (missing key or table too),\n"
     "2 bad arguments or input.\n";
 
@@ -329,10 +335,10 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Append "KEYHEX=VALHEX" of one input line to the batch; exit 2 on a bad
- * line. */
-static void load_item(struct kvc *k, char *ln, size_t len, unsigned long lineno, char **batch,
-		      size_t *blen, size_t *bcap)
+/* "KEYHEX=VALHEX" of one input line into *item (grown as needed); its
+ * length. Exit 2 on a bad line. */
+static size_t load_item(struct kvc *k, char *ln, size_t len, unsigned long lineno, char **item,
+			size_t *icap)
 {
 	char *sep = memchr(ln, '\t', len);
 	if (!sep)
@@ -350,24 +356,22 @@ static void load_item(struct kvc *k, char *ln, size_t len, unsigned long lineno,
 			   kn == 0		     ? "empty key"
 			   : kn > FARM_KV_KEY_MAX ? "key longer than 250 bytes"
 						   : "value longer than 60416 bytes");
-	size_t need = *blen + 2 * (kn + vn) + 3;
-	if (need > *bcap) {
-		*bcap = need * 2;
-		*batch = realloc(*batch, *bcap);
-		if (!*batch)
+	size_t need = 2 * (kn + vn) + 2;
+	if (need > *icap) {
+		*icap = need;
+		*item = realloc(*item, *icap);
+		if (!*item)
 			exit(1);
 	}
-	char *p = *batch + *blen;
-	if (*blen)
-		*p++ = ',';
+	char *p = *item;
 	farm_hex_encode(kb, kn, p);
 	p += 2 * kn;
 	*p++ = '=';
 	farm_hex_encode(vb, vn, p);
 	p += 2 * vn;
-	*blen = (size_t)(p - *batch);
 	free(kb);
 	free(vb);
+	return (size_t)(p - *item);
 }
 
 static int load_send(struct kvc *k, const char *batch, uint64_t *stored)
@@ -390,15 +394,17 @@ static int load_send(struct kvc *k, const char *batch, uint64_t *stored)
 static int kv_load(struct kvc *k, char **pos, int npos, const char *batch_s, bool quiet)
 {
 	FILE *in = stdin;
-	long per = batch_s ? parse_num(&k->c, "--batch", batch_s, 1, 100000) : 64;
-	char *ln = NULL, *batch = NULL;
-	size_t cap = 0, blen = 0, bcap = 0;
+	long per = batch_s ? parse_num(&k->c, "--batch", batch_s, 1, LOAD_ITEMS) : LOAD_ITEMS;
+	char *ln = NULL, *item = NULL, *batch = malloc(LOAD_LINE_BYTES + 1);
+	size_t cap = 0, icap = 0, blen = 0;
 	unsigned long lineno = 0, inbatch = 0;
 	uint64_t stored = 0;
 	double t0, last;
 	ssize_t n;
 	int rc;
 
+	if (!batch)
+		return fail(&k->c, "out of memory");
 	if (npos > 1)
 		usage_fail(&k->c, "load takes at most one FILE");
 	if (npos == 1 && strcmp(pos[0], "-")) {
@@ -409,28 +415,40 @@ static int kv_load(struct kvc *k, char **pos, int npos, const char *batch_s, boo
 	if ((rc = pick_node(k)))
 		goto out;
 	t0 = last = now_s();
-	while ((n = getline(&ln, &cap, in)) >= 0) {
-		lineno++;
-		while (n && (ln[n - 1] == '\n' || ln[n - 1] == '\r'))
-			ln[--n] = '\0';
-		if (n == 0)
-			continue; /* blank lines are fine */
-		load_item(k, ln, (size_t)n, lineno, &batch, &blen, &bcap);
-		if (++inbatch < (unsigned long)per && blen < LOAD_LINE_BYTES)
-			continue;
-		if ((rc = load_send(k, batch, &stored)))
-			goto out;
-		blen = 0;
-		inbatch = 0;
-		double now = now_s();
-		if (!quiet && now - last >= 1.0) {
-			progress(&k->c, "kv load: %llu keys, %.0f keys/s", (unsigned long long)stored,
-				 (double)stored / (now - t0));
-			last = now;
+	for (;;) {
+		size_t ilen = 0;
+		if ((n = getline(&ln, &cap, in)) >= 0) {
+			lineno++;
+			while (n && (ln[n - 1] == '\n' || ln[n - 1] == '\r'))
+				ln[--n] = '\0';
+			if (n == 0)
+				continue; /* blank lines are fine */
+			ilen = load_item(k, ln, (size_t)n, lineno, &item, &icap);
 		}
+		/* Send what is batched when this item would not fit, the batch
+		 * is full, or the input ended. */
+		if (blen && (n < 0 || inbatch == (unsigned long)per ||
+			     blen + 1 + ilen > LOAD_LINE_BYTES)) {
+			batch[blen] = '\0';
+			if ((rc = load_send(k, batch, &stored)))
+				goto out;
+			blen = 0;
+			inbatch = 0;
+			double now = now_s();
+			if (!quiet && now - last >= 1.0) {
+				progress(&k->c, "kv load: %llu keys, %.0f keys/s",
+					 (unsigned long long)stored, (double)stored / (now - t0));
+				last = now;
+			}
+		}
+		if (n < 0)
+			break;
+		if (blen)
+			batch[blen++] = ',';
+		memcpy(batch + blen, item, ilen);
+		blen += ilen;
+		inbatch++;
 	}
-	if (blen && (rc = load_send(k, batch, &stored)))
-		goto out;
 	double secs = now_s() - t0;
 	if (k->c.json)
 		printf("{\"ok\":true,\"table\":\"%s\",\"stored\":%llu,\"seconds\":%.3f,"
@@ -443,6 +461,7 @@ static int kv_load(struct kvc *k, char **pos, int npos, const char *batch_s, boo
 	rc = 0;
 out:
 	free(ln);
+	free(item);
 	free(batch);
 	if (in != stdin)
 		fclose(in);

@@ -191,55 +191,79 @@ static int kv_del(struct farmd *d, int n, char **tok, struct sbuf *out)
 	return 0;
 }
 
-/* KEY=VAL,KEY=VAL,...: each stored in turn; stops at the first failure,
- * whose reply says how many were stored before it. */
+/* KEY=VAL,KEY=VAL,...: decoded, then stored with farm_kv_mput (several
+ * items per transaction). The reply of a failure says how many items went
+ * in and which one failed first. */
+#define LOAD_MAX 1024
+
 static int kv_load(struct farmd *d, int n, char **tok, struct sbuf *out)
 {
+	static struct farm_kv_put_item items[LOAD_MAX];
+	static uint8_t *bufs;
 	struct farm_kv *kv;
-	uint64_t stored = 0;
-	int rc;
+	size_t used = 0, m = 0;
+	int rc = 0, stored;
+	char msg[160];
 
 	if (n != 4)
 		return cmd_error(out, -EINVAL, "usage: kv load TABLE KEY=VALUE[,KEY=VALUE...]");
-	if ((rc = table(d, tok[2], true, &kv)))
-		return lib_error(out, "kv load", tok[2], rc);
+	/* Decoded bytes are never longer than the hex of the line. */
+	if (!bufs && !(bufs = malloc(FARM_ADMIN_LINE_MAX)))
+		return cmd_error(out, -ENOMEM, "kv load: out of memory");
 	for (char *p = tok[3], *next; p && *p; p = next) {
 		char *eq = strchr(p, '=');
 		next = strchr(p, ',');
 		if (next)
 			*next++ = '\0';
+		if (m == LOAD_MAX) {
+			rc = -E2BIG;
+			break;
+		}
 		if (!eq || (next && eq > next)) {
 			rc = -EINVAL;
-		} else {
-			*eq = '\0';
-			long kl = farm_hex_decode(p, key, FARM_KV_KEY_MAX);
-			long vl = farm_hex_decode(eq + 1, val, FARM_KV_VAL_MAX);
-			if (kl == 0)
-				rc = -EINVAL;
-			else if (kl < 0)
-				rc = kl == -EFBIG ? -ENAMETOOLONG : -EINVAL;
-			else if (vl < 0)
-				rc = (int)vl;
-			else
-				rc = farm_kv_put(kv, key, (size_t)kl, val, (size_t)vl, FARM_KV_SET,
-						 NULL);
+			break;
 		}
-		if (rc) {
-			sb_printf(out, "{\"ok\":false,\"code\":%d,\"stored\":%llu,\"error\":", rc,
-				  (unsigned long long)stored);
-			char msg[160];
-			snprintf(msg, sizeof(msg), "kv load: item %llu: %s",
-				 (unsigned long long)stored + 1,
-				 rc == -EINVAL ? "not KEY=VALUE in hex, or an empty key"
-					       : farm_strerror(rc));
-			sb_json_str(out, msg);
-			sb_printf(out, "}\n");
-			return rc;
+		*eq = '\0';
+		long kl = farm_hex_decode(p, bufs + used, FARM_KV_KEY_MAX);
+		if (kl <= 0) {
+			rc = kl == -EFBIG ? -ENAMETOOLONG : -EINVAL;
+			break;
 		}
-		stored++;
+		items[m].key = bufs + used;
+		items[m].klen = (size_t)kl;
+		used += (size_t)kl;
+		long vl = farm_hex_decode(eq + 1, bufs + used, FARM_KV_VAL_MAX);
+		if (vl < 0) {
+			rc = (int)vl;
+			break;
+		}
+		items[m].val = bufs + used;
+		items[m++].vlen = (size_t)vl;
+		used += (size_t)vl;
+	}
+	if (rc) {
+		snprintf(msg, sizeof(msg), "kv load: item %zu: %s", m + 1,
+			 rc == -EINVAL	 ? "not KEY=VALUE in hex, or an empty key"
+			 : rc == -E2BIG ? "more than 1024 items in one line"
+					 : farm_strerror(rc));
+		return cmd_error(out, rc, "%s (nothing stored)", msg);
+	}
+	if ((rc = table(d, tok[2], true, &kv)))
+		return lib_error(out, "kv load", tok[2], rc);
+	stored = farm_kv_mput(kv, items, m);
+	for (size_t i = 0; i < m; i++) {
+		if (!items[i].rc)
+			continue;
+		sb_printf(out, "{\"ok\":false,\"code\":%d,\"stored\":%d,\"error\":", items[i].rc,
+			  stored);
+		snprintf(msg, sizeof(msg), "kv load: item %zu: %s", i + 1,
+			 farm_strerror(items[i].rc));
+		sb_json_str(out, msg);
+		sb_printf(out, "}\n");
+		return items[i].rc;
 	}
 	ok_head(d, out, "load", tok[2]);
-	sb_printf(out, ",\"stored\":%llu}\n", (unsigned long long)stored);
+	sb_printf(out, ",\"stored\":%d}\n", stored);
 	return 0;
 }
 
