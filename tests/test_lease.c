@@ -313,7 +313,9 @@ static void *spinner(void *arg)
 	return NULL;
 }
 
-/* Every core busy (twice over), default lease: no expiry, no drop. */
+/* Every core busy (twice over), default lease: no expiry, no drop.
+ * FARM_LEASE_SOAK_S=SECONDS and FARM_LEASE_MS=MS make it the measurement
+ * behind the default (docs/farm.md): the longest wake-up gap seen. */
 static void test_no_false_expiry_under_load(void **state)
 {
 	(void)state;
@@ -322,15 +324,19 @@ static void test_no_false_expiry_under_load(void **state)
 	struct farm_lease_stats st;
 	uint64_t max_gap = 0, max_age = 0;
 	int rt = 0;
+	const char *soak = getenv("FARM_LEASE_SOAK_S"), *lms = getenv("FARM_LEASE_MS");
+	unsigned secs = soak ? (unsigned)atoi(soak) : 3;
+	uint32_t lease_ms = lms ? (uint32_t)atoi(lms) : FARM_LEASE_DEFAULT_MS;
 
 	for (int i = 0; i < N; i++)
-		start_party(&ps[i], (uint32_t)i + 1, 0);
+		start_party(&ps[i], (uint32_t)i + 1, lease_ms);
 	set_views(ps, N, 1, 1);
 	assert_int_equal(wait_serving(ps, N, 2000), 0);
 	spin_stop = 0;
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&spin[i], NULL, spinner, NULL), 0);
-	usleep(3000000);
+	for (unsigned s = 0; s < secs; s++)
+		usleep(1000000);
 	spin_stop = 1;
 	for (int i = 0; i < 4; i++)
 		pthread_join(spin[i], NULL);
@@ -345,10 +351,10 @@ static void test_no_false_expiry_under_load(void **state)
 		assert_int_equal(ps[i].drops, 0);
 		assert_true(farm_lease_serving(ps[i].l));
 	}
-	printf("# default lease %u ms under 4 spinning threads for 3 s: no expiry; longest gap "
+	printf("# lease %u ms under 4 spinning threads for %u s: no expiry; longest gap "
 	       "between renewals %.2f ms, longest a lease went ungranted %.2f ms (%d of %d "
 	       "lease threads SCHED_FIFO)\n",
-	       FARM_LEASE_DEFAULT_MS, max_gap / 1e6, max_age / 1e6, rt, N);
+	       lease_ms, secs, max_gap / 1e6, max_age / 1e6, rt, N);
 	stop_all(ps, N);
 }
 

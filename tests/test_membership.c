@@ -462,6 +462,7 @@ struct child_arg {
 	struct child_sh *sh;
 	struct farm_config seed;
 	uint32_t self;
+	uint32_t lease_ms;
 };
 
 static struct child_sh *g_sh;
@@ -497,8 +498,9 @@ static int child_main(void *argp)
 	struct child_arg *ca = argp;
 	struct child_sh *sh = ca->sh;
 	struct farm_membership_attr a = {.zk = srv.hosts, .zk_session_ms = 4000,
-					 .realtime = true, .start_timeout_ms = 20000,
-					 .rejoin = true, .on_serving = child_serving};
+					 .lease_ms = ca->lease_ms, .realtime = true,
+					 .start_timeout_ms = 20000, .rejoin = true,
+					 .on_serving = child_serving};
 	struct farm_membership *m;
 	struct farm_membership_stats st;
 	uint32_t me = ca->self;
@@ -554,7 +556,7 @@ struct cluster {
 	struct farm_zk *z;
 };
 
-static void cluster_up(struct cluster *c, int n)
+static void cluster_up(struct cluster *c, int n, uint32_t lease_ms)
 {
 	struct farm_config seed;
 
@@ -563,7 +565,8 @@ static void cluster_up(struct cluster *c, int n)
 	c->sh = proc_shared(sizeof(*c->sh));
 	seed_config(&seed, n, c->name, sizeof(c->name));
 	for (int i = 1; i <= n; i++) {
-		c->args[i] = (struct child_arg){.sh = c->sh, .seed = seed, .self = (uint32_t)i};
+		c->args[i] = (struct child_arg){.sh = c->sh, .seed = seed, .self = (uint32_t)i,
+						.lease_ms = lease_ms};
 		c->pid[i] = proc_fork(child_main, &c->args[i]);
 		assert_true(c->pid[i] > 0);
 	}
@@ -634,19 +637,17 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void test_kill_member_detection(void **state)
+/* kill -9 of a member (not the CM), `runs` times with a fresh cluster:
+ * ns from the kill to a configuration without it, sorted. */
+static void kill_member_runs(uint32_t lease_ms, uint64_t *d, int runs)
 {
-	(void)state;
-	SKIP_IF_NO_ZK();
 	static struct cluster c;
-	uint64_t d[3];
-	const int runs = 3;
 
 	for (int r = 0; r < runs; r++) {
-		cluster_up(&c, 3);
+		cluster_up(&c, 3, lease_ms);
 		int cm = cm_of(&c);
 		assert_true(cm >= 1);
-		int victim = cm % 3 + 1; /* not the CM */
+		int victim = cm % 3 + 1;
 		usleep(100000);
 		uint64_t t0 = now_ns();
 		proc_kill(c.pid[victim]);
@@ -659,13 +660,28 @@ static void test_kill_member_detection(void **state)
 				assert_int_equal(proc_wait_u32(&c.sh->serving[i], 1, 2000), 0);
 		cluster_down(&c);
 	}
-	qsort(d, runs, sizeof(d[0]), cmp_u64);
+	qsort(d, (size_t)runs, sizeof(d[0]), cmp_u64);
 	printf("# kill -9 of a member -> configuration without it published: "
 	       "%.1f / %.1f / %.1f ms (min/median/max of %d; lease %u ms)\n",
-	       d[0] / 1e6, d[runs / 2] / 1e6, d[runs - 1] / 1e6, runs, FARM_LEASE_DEFAULT_MS);
-	/* Lease plus a small bound: one lease, the wake-up, one ZooKeeper
-	 * write (the bound is loose for a loaded 2-core machine). */
-	assert_true(d[runs / 2] < (uint64_t)(FARM_LEASE_DEFAULT_MS + 80) * 1000000ull);
+	       d[0] / 1e6, d[runs / 2] / 1e6, d[runs - 1] / 1e6, runs,
+	       lease_ms ? lease_ms : FARM_LEASE_DEFAULT_MS);
+}
+
+static void test_kill_member_detection(void **state)
+{
+	(void)state;
+	SKIP_IF_NO_ZK();
+	uint64_t d[3];
+
+	/* The default lease: lease plus a small bound (one wake-up, one
+	 * ZooKeeper write; loose for a loaded 2-core machine). */
+	kill_member_runs(0, d, 3);
+	assert_true(d[1] < (uint64_t)(FARM_LEASE_DEFAULT_MS + 80) * 1000000ull);
+	assert_true(d[0] >= (uint64_t)FARM_LEASE_DEFAULT_MS * 1000000ull * 7 / 10);
+	/* FaRM's scale (20 ms): measured and reported; the bound is looser
+	 * because a VM stall on this machine can outlast such a lease. */
+	kill_member_runs(20, d, 3);
+	assert_true(d[1] < 400ull * 1000000ull);
 }
 
 static void test_kill_cm_takeover(void **state)
@@ -675,7 +691,7 @@ static void test_kill_cm_takeover(void **state)
 	static struct cluster c;
 	uint64_t id = 0;
 
-	cluster_up(&c, 3);
+	cluster_up(&c, 3, 0);
 	int cm = cm_of(&c);
 	assert_true(cm >= 1);
 	usleep(100000);
@@ -705,7 +721,7 @@ static void test_busy_member_keeps_lease(void **state)
 	SKIP_IF_NO_ZK();
 	static struct cluster c;
 
-	cluster_up(&c, 3);
+	cluster_up(&c, 3, 0);
 	int cm = cm_of(&c);
 	int busy = cm % 3 + 1;
 	uint64_t id0 = c.sh->cfg[busy];
@@ -730,7 +746,7 @@ static void test_partitioned_member(void **state)
 	static struct cluster c;
 	uint64_t id = 0;
 
-	cluster_up(&c, 3);
+	cluster_up(&c, 3, 0);
 	int cm = cm_of(&c);
 	int p = cm % 3 + 1;
 	usleep(100000);
@@ -772,7 +788,7 @@ static void test_zk_restart(void **state)
 	SKIP_IF_NO_ZK();
 	static struct cluster c;
 
-	cluster_up(&c, 3);
+	cluster_up(&c, 3, 0);
 	uint64_t id0 = c.sh->cfg[1];
 	farm_zk_close(c.z);
 	zk_server_stop(&srv);

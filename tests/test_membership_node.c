@@ -127,6 +127,9 @@ static int node_adopt(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 
 	FC_CHECK_RC(sh, idx, farm__adopt_config(f, &next, err, sizeof(err)), 0);
 	FC_CHECK(sh, idx, farm_config_id(f) == 2);
+	/* Until the other survivor adopts too, its memory is fenced from us
+	 * (its page shows configuration 1): -ESTALE, rightly. */
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 4, 2, 20000), 0);
 	FC_CHECK(sh, idx, farm_get_config(f)->nmembers == 2);
 	/* Every region is led by a survivor now; the ones member 3 led by
 	 * their first backup. */

@@ -59,7 +59,7 @@ static const char up_usage[] =
     "  --zk                 ZooKeeper membership: start a standalone ZooKeeper in\n"
     "                       RUN_DIR/zk (stopped by `down`) and run every farmd\n"
     "                       with --zk (CM election, configurations, leases)\n"
-    "  --lease-ms MS        lease between the CM and members with --zk (default 20)\n"
+    "  --lease-ms MS        lease between the CM and members with --zk (default 100)\n"
     "\n"
     "Output: 'node ID pid PID STATE ...' and 'region R primary P backups B,...' lines\n"
     "on stdout, progress on stderr. Exit: 0 ready, 1 failed, 2 bad arguments.\n";

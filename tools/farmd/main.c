@@ -51,7 +51,7 @@ static const char usage_text[] =
     "  --zk HOSTS        ZooKeeper membership (host:port,...): configurations,\n"
     "                    CM election, leases; without it the config file is the\n"
     "                    static membership\n"
-    "  --lease-ms MS     lease between the CM and members with --zk (default 20)\n"
+    "  --lease-ms MS     lease between the CM and members with --zk (default 100)\n"
     "  --memcached-port P  serve the memcached text protocol on TCP port P (0: any\n"
     "                    free port, logged) from the key-value table \"memcached\"\n"
     "  --memcached-addr A  address for it (default 127.0.0.1, loopback only)\n"
