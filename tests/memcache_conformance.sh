@@ -70,7 +70,8 @@ GW2=$(gw_port 2)
 [ -n "$GW1" ] && [ -n "$GW2" ] || { echo "no gateway port in the logs"; tail "$DIR"/run/node-*.log; exit 1; }
 echo "memcached $(memcached -V) on $MC_PORT (pid $MC_PID); gateways on $GW1, $GW2"
 
-python3 - "$MC_PORT" "$GW1" "$GW2" <<'PY'
+rc=0
+python3 - "$MC_PORT" "$GW1" "$GW2" <<'PY' || rc=1
 import re, socket, subprocess, sys, time
 
 mc, gw1, gw2 = (int(a) for a in sys.argv[1:4])
@@ -302,3 +303,13 @@ except FileNotFoundError:
     print("libmemcached-tools not installed: memccp/memccat check skipped")
 sys.exit(1 if fails else 0)
 PY
+
+# Stop the nodes now, so that a sanitizer build's reports (leaks are only
+# known at exit) are in the logs to look at.
+FARMD="$DIR/farmd" "$BUILD/farm" cluster down --dir "$DIR/run" >/dev/null 2>&1
+if grep -l "Sanitizer\|runtime error" "$DIR"/run/node-*.log 2>/dev/null; then
+	echo "sanitizer reports in the node logs:"
+	grep -h -A20 "Sanitizer\|runtime error" "$DIR"/run/node-*.log | head -60
+	rc=1
+fi
+exit $rc

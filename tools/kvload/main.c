@@ -502,7 +502,7 @@ static int native_all(const struct opts *o, const char *cmd, int nodes, char rep
 		}
 		close(fd[i]);
 		if (!strstr(replies[i], "\"ok\":true")) {
-			snprintf(err, errlen, "node %d: %s", i + 1, replies[i]);
+			snprintf(err, errlen, "node %d: %.120s", i + 1, replies[i]);
 			return -1;
 		}
 	}
@@ -530,8 +530,8 @@ static int run_native(const struct opts *o, struct result *sum, double *p50, dou
 			if (write_all(fd, cmd, strlen(cmd)) < 0 ||
 			    admin_line(fd, replies[i], sizeof(replies[i])) < 0 ||
 			    !strstr(replies[i], "\"ok\":true")) {
-				snprintf(sum->err, sizeof(sum->err), "load at node %d: %s", i + 1,
-					 replies[i]);
+				snprintf(sum->err, sizeof(sum->err), "load at node %d: %.120s",
+					 i + 1, replies[i]);
 				close(fd);
 				return -1;
 			}
