@@ -13,6 +13,7 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "farm/farm.h"
@@ -551,6 +552,33 @@ static void test_kv_mget(void **state)
 	assert_int_equal(fc_run(&cfg, node_mget, NULL, NULL, 10000, 60000), 0);
 }
 
+/* ---- the same over the udp NIC: one-sided READs served by the target ---- */
+
+static void udp_config(struct farm_config *cfg, const char *tag, int n)
+{
+	uint16_t base = (uint16_t)(30000 + (getpid() % 2000) * 8);
+
+	fc_config(cfg, n, tag, RSIZE, 6, 2);
+	strcpy(cfg->nic, "udp");
+	for (int i = 0; i < n; i++)
+		snprintf(cfg->members[i].addr, sizeof(cfg->members[i].addr), "127.0.0.1:%u",
+			 base + (unsigned)i);
+}
+
+static void test_kv_udp(void **state)
+{
+	struct farm_config cfg;
+	struct fc_shared *sh = proc_shared(sizeof(*sh));
+
+	udp_config(&cfg, "kvub", 3);
+	assert_int_equal(fc_run(&cfg, node_basic, NULL, NULL, 10000, 60000), 0);
+	udp_config(&cfg, "kvum", 2);
+	assert_int_equal(fc_run(&cfg, node_mget, NULL, NULL, 10000, 60000), 0);
+	udp_config(&cfg, "kvug", 2);
+	assert_int_equal(fc_run(&cfg, node_grow, NULL, sh, 10000, 120000), 0);
+	proc_unshare(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +587,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_kv_collide, proc_teardown),
 		cmocka_unit_test_teardown(test_kv_mget, proc_teardown),
 		cmocka_unit_test_teardown(test_kv_grow, proc_teardown),
+		cmocka_unit_test_teardown(test_kv_udp, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
