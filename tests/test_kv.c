@@ -92,28 +92,30 @@ static int node_basic(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		FC_CHECK_RC(sh, idx, farm_kv_open(f, "nope", NULL, &kv), -ENOENT);
 		FC_CHECK_RC(sh, idx, farm_kv_open(f, "basic", &create, &kv), 0);
 		/* Inline: 16-byte key, 32-byte value. */
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "0123456789abcdef", 16,
-						 "0123456789abcdef0123456789abcdef", 32,
-						 FARM_KV_SET, &v1), 0);
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_put(kv, "0123456789abcdef", 16,
+					"0123456789abcdef0123456789abcdef", 32, FARM_KV_SET, &v1),
+			    0);
 		FC_CHECK(sh, idx, v1 != 0);
-		FC_CHECK_RC(sh, idx, farm_kv_get(kv, "0123456789abcdef", 16, buf, sizeof(buf), &vl,
-						 &v2), 0);
-		FC_CHECK(sh, idx, vl == 32 && v2 == v1 &&
-					  !memcmp(buf, "0123456789abcdef0123456789abcdef", 32));
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_get(kv, "0123456789abcdef", 16, buf, sizeof(buf), &vl, &v2), 0);
+		FC_CHECK(sh, idx,
+			 vl == 32 && v2 == v1 &&
+			     !memcmp(buf, "0123456789abcdef0123456789abcdef", 32));
 		/* Overwrite: a new version. */
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "0123456789abcdef", 16, "x", 1, FARM_KV_SET,
-						 &v2), 0);
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_put(kv, "0123456789abcdef", 16, "x", 1, FARM_KV_SET, &v2), 0);
 		FC_CHECK(sh, idx, v2 != v1);
 		/* Modes. */
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "0123456789abcdef", 16, "y", 1, FARM_KV_ADD,
-						 NULL), -EEXIST);
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_put(kv, "0123456789abcdef", 16, "y", 1, FARM_KV_ADD, NULL),
+			    -EEXIST);
 		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "absent", 6, "y", 1, FARM_KV_REPLACE, NULL),
 			    -ENOENT);
 		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "added", 5, "", 0, FARM_KV_ADD, &v3), 0);
 		FC_CHECK_RC(sh, idx, farm_kv_get(kv, "added", 5, NULL, 0, &vl, NULL), 0);
 		FC_CHECK(sh, idx, vl == 0);
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "added", 5, "r", 1, FARM_KV_REPLACE, NULL),
-			    0);
+		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "added", 5, "r", 1, FARM_KV_REPLACE, NULL), 0);
 		/* Compare-and-put. */
 		FC_CHECK_RC(sh, idx, farm_kv_cas(kv, "0123456789abcdef", 16, v1, "z", 1, NULL),
 			    -ECANCELED);
@@ -121,15 +123,16 @@ static int node_basic(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		FC_CHECK(sh, idx, v3 != v2 && v3 != v1);
 		FC_CHECK_RC(sh, idx, farm_kv_cas(kv, "absent", 6, v3, "z", 1, NULL), -ENOENT);
 		/* Out of line: a long key, a big value, and the largest ones. */
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, bigkey, FARM_KV_KEY_MAX, big,
-						 FARM_KV_VAL_MAX, FARM_KV_SET, &v1), 0);
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_put(kv, bigkey, FARM_KV_KEY_MAX, big, FARM_KV_VAL_MAX,
+					FARM_KV_SET, &v1),
+			    0);
 		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "small-key", 9, big, 33, FARM_KV_SET, NULL),
 			    0);
-		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "seventeen-bytes!!", 17, "v", 1,
-						 FARM_KV_SET, NULL), 0);
+		FC_CHECK_RC(sh, idx,
+			    farm_kv_put(kv, "seventeen-bytes!!", 17, "v", 1, FARM_KV_SET, NULL), 0);
 		/* A small buffer: -ENOBUFS with the length. */
-		FC_CHECK_RC(sh, idx, farm_kv_get(kv, "small-key", 9, buf, 32, &vl, NULL),
-			    -ENOBUFS);
+		FC_CHECK_RC(sh, idx, farm_kv_get(kv, "small-key", 9, buf, 32, &vl, NULL), -ENOBUFS);
 		FC_CHECK(sh, idx, vl == 33);
 		/* Out-of-line item becomes inline, and back. */
 		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "small-key", 9, "tiny", 4, FARM_KV_SET, NULL),
@@ -235,8 +238,7 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK_RC(sh, idx, farm_kv_put(kv, "a", 1, val, FARM_KV_VAL_MAX + 1, FARM_KV_SET, NULL),
 		    -EFBIG);
 	FC_CHECK_RC(sh, idx, farm_kv_put(kv, "a", 1, NULL, 1, FARM_KV_SET, NULL), -EINVAL);
-	FC_CHECK_RC(sh, idx, farm_kv_put(kv, "a", 1, "v", 1, (enum farm_kv_mode)7, NULL),
-		    -EINVAL);
+	FC_CHECK_RC(sh, idx, farm_kv_put(kv, "a", 1, "v", 1, (enum farm_kv_mode)7, NULL), -EINVAL);
 	FC_CHECK_RC(sh, idx, farm_kv_put(NULL, "a", 1, "v", 1, FARM_KV_SET, NULL), -EINVAL);
 	FC_CHECK_RC(sh, idx, farm_kv_cas(kv, "a", 1, 0, "v", 1, NULL), -EINVAL);
 	FC_CHECK_RC(sh, idx, farm_kv_cas(kv, "", 0, 5, "v", 1, NULL), -EINVAL);
@@ -266,8 +268,9 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK_RC(sh, idx, farm_kv_get(kv, "m1", 2, buf, sizeof(buf), &vl, NULL), 0);
 	FC_CHECK_RC(sh, idx, farm_kv_del(kv, "m1", 2, pi[0].ver), 0);
 	/* The largest key and value are fine, and nothing above was stored. */
-	FC_CHECK_RC(sh, idx, farm_kv_put(kv, key, FARM_KV_KEY_MAX, val, FARM_KV_VAL_MAX,
-					 FARM_KV_SET, NULL), 0);
+	FC_CHECK_RC(sh, idx,
+		    farm_kv_put(kv, key, FARM_KV_KEY_MAX, val, FARM_KV_VAL_MAX, FARM_KV_SET, NULL),
+		    0);
 	struct farm_kv_scan sc;
 	FC_CHECK_RC(sh, idx, farm_kv_scan_stats(kv, &sc), 0);
 	FC_CHECK(sh, idx, sc.keys == 1);
@@ -419,11 +422,11 @@ static int node_collide(struct farm *f, int idx, struct fc_shared *sh, void *arg
 			uint32_t len = i % 4 == 3 ? 100 + i : 8;
 			memset(v, (int)i, len);
 			sprintf(k, "c%u", i);
-			FC_CHECK_RC(sh, idx, farm_kv_put(kv, k, strlen(k), v, len, FARM_KV_SET,
-							 NULL), 0);
+			FC_CHECK_RC(sh, idx,
+				    farm_kv_put(kv, k, strlen(k), v, len, FARM_KV_SET, NULL), 0);
 			sprintf(k, "h%u", i);
-			FC_CHECK_RC(sh, idx, farm_kv_put(kv, k, strlen(k), v, len, FARM_KV_SET,
-							 NULL), 0);
+			FC_CHECK_RC(sh, idx,
+				    farm_kv_put(kv, k, strlen(k), v, len, FARM_KV_SET, NULL), 0);
 		}
 		struct farm_kv_scan sc;
 		FC_CHECK_RC(sh, idx, farm_kv_scan_stats(kv, &sc), 0);
@@ -447,8 +450,8 @@ static int node_collide(struct farm *f, int idx, struct fc_shared *sh, void *arg
 		memset(v, (int)i, len);
 		for (int p = 0; p < 2; p++) {
 			sprintf(k, "%c%u", p ? 'h' : 'c', i);
-			FC_CHECK_RC(sh, idx, farm_kv_get(kv, k, strlen(k), buf, sizeof(buf), &vl,
-							 NULL), 0);
+			FC_CHECK_RC(sh, idx,
+				    farm_kv_get(kv, k, strlen(k), buf, sizeof(buf), &vl, NULL), 0);
 			FC_CHECK(sh, idx, vl == len && !memcmp(buf, v, len));
 		}
 	}
@@ -464,8 +467,9 @@ static int node_collide(struct farm *f, int idx, struct fc_shared *sh, void *arg
 		}
 		for (uint32_t i = 1; i < NCOLL; i += 2) {
 			sprintf(k, "c%u", i);
-			FC_CHECK_RC(sh, idx, farm_kv_put(kv, k, strlen(k), "upd", 3,
-							 FARM_KV_REPLACE, NULL), 0);
+			FC_CHECK_RC(sh, idx,
+				    farm_kv_put(kv, k, strlen(k), "upd", 3, FARM_KV_REPLACE, NULL),
+				    0);
 		}
 	}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 2, 2, 20000), 0);
@@ -535,8 +539,9 @@ static int node_mget(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			FC_CHECK(sh, idx, it[id].vlen == len);
 		} else {
 			FC_CHECK_RC(sh, idx, it[id].rc, 0);
-			FC_CHECK(sh, idx, it[id].vlen == len && it[id].ver != 0 &&
-						  !memcmp(bufs[id], want, len));
+			FC_CHECK(sh, idx,
+				 it[id].vlen == len && it[id].ver != 0 &&
+				     !memcmp(bufs[id], want, len));
 		}
 	}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 1, 2, 20000), 0);
@@ -582,12 +587,12 @@ static void test_kv_udp(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_kv_basic, proc_teardown),
-		cmocka_unit_test_teardown(test_kv_bad, proc_teardown),
-		cmocka_unit_test_teardown(test_kv_collide, proc_teardown),
-		cmocka_unit_test_teardown(test_kv_mget, proc_teardown),
-		cmocka_unit_test_teardown(test_kv_grow, proc_teardown),
-		cmocka_unit_test_teardown(test_kv_udp, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_basic, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_bad, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_collide, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_mget, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_grow, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_udp, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,8 @@
 #include "helpers/proc.h"
 
 #define NKEYS 20000u
-#define GETS 400000u
-#define LAT 20000u
+#define GETS  400000u
+#define LAT   20000u
 
 static void key_of(char k[16], uint32_t id)
 {
@@ -64,8 +64,8 @@ static int measure(struct farm *f, struct farm_kv *kv, int idx, struct fc_shared
 		key_of(k, (x >> 4) % NKEYS);
 		int rc = farm_kv_get(kv, k, 16, v, sizeof(v), &vl, NULL);
 		if (rc || vl != 32 || memcmp(v, k, 16)) {
-			snprintf(sh->err[idx], sizeof(sh->err[idx]), "get %u: rc %d len %zu", i,
-				 rc, vl);
+			snprintf(sh->err[idx], sizeof(sh->err[idx]), "get %u: rc %d len %zu", i, rc,
+				 vl);
 			return 1;
 		}
 		if (i % 4096 == 0)
@@ -154,14 +154,13 @@ static void test_kv_perf(void **state)
 	fc_config(&cfg, 2, "kvp", 32u << 20, 2, 1);
 	assert_int_equal(fc_run(&cfg, node_perf, NULL, sh, 10000, 240000), 0);
 	for (int i = 0; i < 2; i++) {
-		print_message("node %d: %llu gets/s, median %llu ns, p99 %llu ns; %llu READs for "
-			      "%llu gets; %lld bytes allocated; mget x16: %llu lookups/s\n",
-			      i + 1, (unsigned long long)sh->count[i][0],
-			      (unsigned long long)sh->count[i][1],
-			      (unsigned long long)sh->count[i][2],
-			      (unsigned long long)sh->count[i][3],
-			      (unsigned long long)sh->count[i][4], (long long)sh->count[i][5],
-			      (unsigned long long)sh->count[i][6]);
+		print_message(
+		    "node %d: %llu gets/s, median %llu ns, p99 %llu ns; %llu READs for "
+		    "%llu gets; %lld bytes allocated; mget x16: %llu lookups/s\n",
+		    i + 1, (unsigned long long)sh->count[i][0], (unsigned long long)sh->count[i][1],
+		    (unsigned long long)sh->count[i][2], (unsigned long long)sh->count[i][3],
+		    (unsigned long long)sh->count[i][4], (long long)sh->count[i][5],
+		    (unsigned long long)sh->count[i][6]);
 		/* A present small key: exactly one READ per get, no allocation. */
 		assert_int_equal(sh->count[i][3], sh->count[i][4]);
 		assert_int_equal(sh->count[i][4], GETS);
@@ -173,7 +172,7 @@ static void test_kv_perf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_kv_perf, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_perf, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,15 +27,15 @@
 #include "helpers/farm_cluster.h"
 #include "helpers/proc.h"
 
-#define NKEYS 16u   /* keys 0..7 written by node 0, 8..15 by node 1 */
-#define RUN_MS 4000u
+#define NKEYS	   16u /* keys 0..7 written by node 0, 8..15 by node 1 */
+#define RUN_MS	   4000u
 #define MIN_WRITES 30u
-#define INCS 40u    /* counter increments per writer */
+#define INCS	   40u /* counter increments per writer */
 
 /* Shared: committed[id] (a put of that revision returned), started[id] (a
  * put of that revision began), in fc_shared's val/addr slots. */
 #define COMMITTED(sh, id) (&(sh)->val[id])
-#define STARTED(sh, id) (&(sh)->addr[id])
+#define STARTED(sh, id)	  (&(sh)->addr[id])
 
 static uint32_t vlen_of(uint32_t id, uint32_t rev)
 {
@@ -93,8 +93,8 @@ static void st(uint64_t *p, uint64_t v)
 }
 
 /* Read key id and check it against what writers published. */
-static int check_one(struct fc_shared *sh, int idx, uint32_t id, const uint8_t *buf,
-		     size_t len, int rc, uint64_t lo)
+static int check_one(struct fc_shared *sh, int idx, uint32_t id, const uint8_t *buf, size_t len,
+		     int rc, uint64_t lo)
 {
 	uint32_t rev;
 
@@ -176,8 +176,9 @@ static int node_race(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		for (uint32_t id = 0; id < NKEYS; id++) {
 			size_t kl = key_of(k, id);
 			make(v, vlen_of(id, 0), id, 0);
-			FC_CHECK_RC(sh, idx, farm_kv_put(kv, k, kl, v, vlen_of(id, 0), FARM_KV_ADD,
-							 NULL), 0);
+			FC_CHECK_RC(sh, idx,
+				    farm_kv_put(kv, k, kl, v, vlen_of(id, 0), FARM_KV_ADD, NULL),
+				    0);
 		}
 		uint64_t zero = 0;
 		FC_CHECK_RC(sh, idx, farm_kv_put(kv, "counter", 7, &zero, 8, FARM_KV_ADD, NULL), 0);
@@ -258,7 +259,7 @@ static void test_kv_race(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_kv_race, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_race, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,11 +27,11 @@
 #include "helpers/proc.h"
 
 #define KEYSPACE 30000u
-#define MGET 8u
+#define MGET	 8u
 
 struct ref {
-	uint32_t rev;   /* value revision; 0 = absent */
-	uint64_t ver;   /* item version */
+	uint32_t rev; /* value revision; 0 = absent */
+	uint64_t ver; /* item version */
 };
 
 struct args {
@@ -66,14 +66,14 @@ static void fill(uint8_t *p, uint32_t id, uint32_t rev, uint32_t len)
 		p[i] = (uint8_t)(id ^ (rev * 31) ^ (i * 101));
 }
 
-#define FAIL(...)                                                                          \
-	do {                                                                               \
-		snprintf(sh->err[idx], sizeof(sh->err[idx]), __VA_ARGS__);                 \
-		return 1;                                                                  \
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(sh->err[idx], sizeof(sh->err[idx]), __VA_ARGS__);                         \
+		return 1;                                                                          \
 	} while (0)
 
-static int check_get(struct fc_shared *sh, int idx, uint64_t op, uint32_t id,
-		     const struct ref *r, int rc, const uint8_t *buf, size_t vl, uint64_t ver)
+static int check_get(struct fc_shared *sh, int idx, uint64_t op, uint32_t id, const struct ref *r,
+		     int rc, const uint8_t *buf, size_t vl, uint64_t ver)
 {
 	uint8_t want[2048];
 
@@ -134,8 +134,8 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 					return 1;
 			}
 			if (found != want)
-				FAIL("op %llu: mget found %d, want %d", (unsigned long long)op, found,
-				     want);
+				FAIL("op %llu: mget found %d, want %d", (unsigned long long)op,
+				     found, want);
 			counts[1]++;
 		} else if (kind < 72) { /* set / add / replace */
 			enum farm_kv_mode mode = kind < 58   ? FARM_KV_SET
@@ -145,7 +145,7 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			uint32_t len = len_of(id, rev);
 			fill(val, id, rev, len);
 			rc = farm_kv_put(kv, k, kl, val, len, mode, &ver);
-			int want = mode == FARM_KV_ADD && r->rev       ? -EEXIST
+			int want = mode == FARM_KV_ADD && r->rev	? -EEXIST
 				   : mode == FARM_KV_REPLACE && !r->rev ? -ENOENT
 									: 0;
 			if (rc != want)
@@ -153,7 +153,8 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 				     (unsigned long long)op, mode, id, r->rev, rc, want);
 			if (rc == 0) {
 				if (ver <= r->ver && r->rev)
-					FAIL("op %llu: version did not grow", (unsigned long long)op);
+					FAIL("op %llu: version did not grow",
+					     (unsigned long long)op);
 				r->rev = rev;
 				r->ver = ver;
 			}
@@ -175,7 +176,8 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			}
 			rc = farm_kv_mput(kv, pi, MGET);
 			if (rc != (int)MGET)
-				FAIL("op %llu: mput stored %d of %u", (unsigned long long)op, rc, MGET);
+				FAIL("op %llu: mput stored %d of %u", (unsigned long long)op, rc,
+				     MGET);
 			for (uint32_t j = 0; j < MGET; j++) {
 				if (pi[j].rc || !pi[j].ver)
 					FAIL("op %llu: mput item %u: %d", (unsigned long long)op, j,
@@ -195,8 +197,8 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			rc = farm_kv_cas(kv, k, kl, expect, val, len, &ver);
 			int want = !r->rev ? -ENOENT : expect == r->ver ? 0 : -ECANCELED;
 			if (rc != want)
-				FAIL("op %llu: cas of id %u: %d, want %d", (unsigned long long)op, id,
-				     rc, want);
+				FAIL("op %llu: cas of id %u: %d, want %d", (unsigned long long)op,
+				     id, rc, want);
 			if (rc == 0) {
 				r->rev = rev;
 				r->ver = ver;
@@ -205,10 +207,12 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		} else { /* delete */
 			uint64_t expect = rnd(&s) % 3 ? 0 : (rnd(&s) % 2 ? r->ver : r->ver + 1);
 			rc = farm_kv_del(kv, k, kl, expect);
-			int want = !r->rev ? -ENOENT : (!expect || expect == r->ver) ? 0 : -ECANCELED;
+			int want = !r->rev			   ? -ENOENT
+				   : (!expect || expect == r->ver) ? 0
+								   : -ECANCELED;
 			if (rc != want)
-				FAIL("op %llu: del of id %u: %d, want %d", (unsigned long long)op, id,
-				     rc, want);
+				FAIL("op %llu: del of id %u: %d, want %d", (unsigned long long)op,
+				     id, rc, want);
 			if (rc == 0)
 				r->rev = 0;
 			counts[4]++;
@@ -235,14 +239,16 @@ static int node_random(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		     (unsigned long long)present);
 	uint64_t ms = proc_now_ms() - t0;
 	printf("%llu ops in %llu ms (%.0f ops/s): %llu gets, %llu mgets, %llu puts, %llu cas, "
-	       "%llu dels, %llu mputs; %llu keys, %llu segments, depth %u, load %.2f, %llu splits, %llu "
+	       "%llu dels, %llu mputs; %llu keys, %llu segments, depth %u, load %.2f, %llu splits, "
+	       "%llu "
 	       "moves, %llu tx aborts\n",
 	       (unsigned long long)a->ops, (unsigned long long)ms,
 	       ms ? (double)a->ops * 1000.0 / (double)ms : 0.0, (unsigned long long)counts[0],
 	       (unsigned long long)counts[1], (unsigned long long)counts[2],
 	       (unsigned long long)counts[3], (unsigned long long)counts[4],
-	       (unsigned long long)counts[5], (unsigned long long)sc.keys, (unsigned long long)sc.segments, sc.global_depth,
-	       sc.load, (unsigned long long)st.splits, (unsigned long long)st.displacements,
+	       (unsigned long long)counts[5], (unsigned long long)sc.keys,
+	       (unsigned long long)sc.segments, sc.global_depth, sc.load,
+	       (unsigned long long)st.splits, (unsigned long long)st.displacements,
 	       (unsigned long long)st.tx_aborts);
 	fflush(stdout);
 	farm_kv_close(kv);
@@ -271,7 +277,7 @@ static void test_kv_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_kv_random, proc_teardown),
+	    cmocka_unit_test_teardown(test_kv_random, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,20 +49,20 @@
 extern "C" {
 #endif
 
-#define FARM_KV_KEY_MAX 250u          /* memcached's limit */
-#define FARM_KV_VAL_MAX (59u << 10)   /* fits one object with the key */
-#define FARM_KV_NAME_MAX 47u          /* table names: 1..47 bytes, no NUL */
-#define FARM_KV_INLINE_KEY 16u        /* keys up to this long ... */
-#define FARM_KV_INLINE_VAL 32u        /* ... with values up to this long: inline */
+#define FARM_KV_KEY_MAX	   250u	       /* memcached's limit */
+#define FARM_KV_VAL_MAX	   (59u << 10) /* fits one object with the key */
+#define FARM_KV_NAME_MAX   47u	       /* table names: 1..47 bytes, no NUL */
+#define FARM_KV_INLINE_KEY 16u	       /* keys up to this long ... */
+#define FARM_KV_INLINE_VAL 32u	       /* ... with values up to this long: inline */
 
 struct farm_kv;
 
 #define FARM_KV_CREATE 0x1u /* create the table when the name is unknown */
 
 struct farm_kv_opts {
-	uint32_t flags;     /* FARM_KV_CREATE */
-	uint64_t capacity;  /* at creation: keys to hold before the first growth
-			     * (0: a small default); ignored when the table exists */
+	uint32_t flags;	   /* FARM_KV_CREATE */
+	uint64_t capacity; /* at creation: keys to hold before the first growth
+			    * (0: a small default); ignored when the table exists */
 };
 
 /* Open table `name` on node `f` (opts may be NULL: open an existing table).
@@ -81,9 +81,9 @@ int farm_kv_get(struct farm_kv *kv, const void *key, size_t klen, void *val, siz
 
 /* Put modes. */
 enum farm_kv_mode {
-	FARM_KV_SET = 0,  /* insert or overwrite */
-	FARM_KV_ADD,      /* only if absent, else -EEXIST */
-	FARM_KV_REPLACE,  /* only if present, else -ENOENT */
+	FARM_KV_SET = 0, /* insert or overwrite */
+	FARM_KV_ADD,	 /* only if absent, else -EEXIST */
+	FARM_KV_REPLACE, /* only if present, else -ENOENT */
 };
 
 /* Store val[0, vlen) under key (vlen 0 is a valid empty value). *ver (may
@@ -93,8 +93,8 @@ int farm_kv_put(struct farm_kv *kv, const void *key, size_t klen, const void *va
 
 /* Compare-and-put: store only if the item is present with version `expect`
  * (-ENOENT absent, -ECANCELED another version; expect 0 is -EINVAL). */
-int farm_kv_cas(struct farm_kv *kv, const void *key, size_t klen, uint64_t expect,
-		const void *val, size_t vlen, uint64_t *ver);
+int farm_kv_cas(struct farm_kv *kv, const void *key, size_t klen, uint64_t expect, const void *val,
+		size_t vlen, uint64_t *ver);
 
 /* Delete `key`: -ENOENT when absent. With expect != 0, only if the item's
  * version is `expect` (else -ECANCELED). */
@@ -103,12 +103,12 @@ int farm_kv_del(struct farm_kv *kv, const void *key, size_t klen, uint64_t expec
 /* One lookup of a multi-get. */
 struct farm_kv_item {
 	const void *key; /* in */
-	size_t klen;     /* in */
-	void *val;       /* in: where the value goes */
-	size_t cap;      /* in */
-	size_t vlen;     /* out */
-	uint64_t ver;    /* out */
-	int rc;          /* out: as farm_kv_get */
+	size_t klen;	 /* in */
+	void *val;	 /* in: where the value goes */
+	size_t cap;	 /* in */
+	size_t vlen;	 /* out */
+	uint64_t ver;	 /* out */
+	int rc;		 /* out: as farm_kv_get */
 };
 
 /* Look up n keys, issuing the READs of all neighbourhoods before waiting
@@ -120,11 +120,11 @@ int farm_kv_mget(struct farm_kv *kv, struct farm_kv_item *items, size_t n);
 /* One item of a multi-put. */
 struct farm_kv_put_item {
 	const void *key; /* in */
-	size_t klen;     /* in */
+	size_t klen;	 /* in */
 	const void *val; /* in */
-	size_t vlen;     /* in */
-	uint64_t ver;    /* out: the item's new version */
-	int rc;          /* out: as farm_kv_put */
+	size_t vlen;	 /* in */
+	uint64_t ver;	 /* out: the item's new version */
+	int rc;		 /* out: as farm_kv_put */
 };
 
 /* Store n items (FARM_KV_SET each), several per transaction, so that a
@@ -137,12 +137,12 @@ int farm_kv_mput(struct farm_kv *kv, struct farm_kv_put_item *items, size_t n);
 /* What this handle did (counters local to the handle, no communication). */
 struct farm_kv_stats {
 	uint64_t gets, get_hits, get_reads; /* reads: one-sided READs issued */
-	uint64_t get_retries;               /* torn/moved neighbourhoods re-read */
+	uint64_t get_retries;		    /* torn/moved neighbourhoods re-read */
 	uint64_t puts, dels, cas_fails;
-	uint64_t tx_commits, tx_aborts;     /* aborts are retried */
-	uint64_t displacements;             /* hopscotch moves done by our puts */
-	uint64_t splits;                    /* segments this handle split */
-	uint64_t dir_refreshes;             /* directory re-reads (growth seen) */
+	uint64_t tx_commits, tx_aborts; /* aborts are retried */
+	uint64_t displacements;		/* hopscotch moves done by our puts */
+	uint64_t splits;		/* segments this handle split */
+	uint64_t dir_refreshes;		/* directory re-reads (growth seen) */
 };
 void farm_kv_get_stats(const struct farm_kv *kv, struct farm_kv_stats *st);
 
@@ -152,11 +152,11 @@ struct farm_kv_scan {
 	uint64_t keys, inline_keys, ool_keys;
 	uint64_t slots, segments;
 	uint32_t global_depth, max_local_depth, min_local_depth;
-	uint32_t neighbourhood;    /* H */
-	uint64_t dist[16];         /* keys by distance from their home slot */
+	uint32_t neighbourhood; /* H */
+	uint64_t dist[16];	/* keys by distance from their home slot */
 	uint64_t key_bytes, val_bytes;
-	double load;               /* keys / slots */
-	uint64_t ovf_keys;         /* keys in overflow objects (colliding hashes) */
+	double load;	   /* keys / slots */
+	uint64_t ovf_keys; /* keys in overflow objects (colliding hashes) */
 };
 int farm_kv_scan_stats(struct farm_kv *kv, struct farm_kv_scan *sc);
 

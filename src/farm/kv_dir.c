@@ -216,8 +216,8 @@ int kv__dir_double(struct farm_kv *kv, uint32_t g)
 
 		if ((rc = farm_tx_begin(kv->f, &tx)) == 0) {
 			rc = farm_tx_read(tx, kv->hdr, &cur, sizeof(cur));
-			if (rc == 0 && (cur.g != h0.g || cur.dgen != h0.dgen ||
-					cur.nsplits != h0.nsplits))
+			if (rc == 0 &&
+			    (cur.g != h0.g || cur.dgen != h0.dgen || cur.nsplits != h0.nsplits))
 				rc = -EAGAIN; /* a split slipped in: copy again */
 			if (rc == 0) {
 				cur.g = ng;

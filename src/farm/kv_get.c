@@ -20,7 +20,7 @@
 
 #include "kv_int.h"
 
-#define KV_LOOKUP_SPIN 8
+#define KV_LOOKUP_SPIN	    8
 #define KV_LOOKUP_GIVEUP_NS (2ull * 1000000000ull)
 
 struct kv_out {
@@ -45,8 +45,8 @@ static int emit(const struct kv_out *o, const void *v, uint32_t vl, uint64_t ver
 
 /* An out-of-line candidate: 1 + emit's code in *res when it is the key, 0
  * when it is another key, -EAGAIN when the pointer went stale. */
-static int ool(struct farm_kv *kv, const uint8_t *slot, const void *key, uint32_t klen,
-	       uint64_t h, const struct kv_out *o, int *res)
+static int ool(struct farm_kv *kv, const uint8_t *slot, const void *key, uint32_t klen, uint64_t h,
+	       const struct kv_out *o, int *res)
 {
 	uint64_t m = kv_get64(slot);
 	uint32_t kl = kv_get32(slot + 24), vl = kv_get32(slot + 28);
@@ -71,8 +71,8 @@ static int ool(struct farm_kv *kv, const uint8_t *slot, const void *key, uint32_
 }
 
 /* Look through n slots at base, stride apart. 1 with *res when found. */
-static int scan(struct farm_kv *kv, const uint8_t *base, size_t stride, uint32_t n,
-		const void *key, uint32_t klen, uint64_t h, const struct kv_out *o, int *res)
+static int scan(struct farm_kv *kv, const uint8_t *base, size_t stride, uint32_t n, const void *key,
+		uint32_t klen, uint64_t h, const struct kv_out *o, int *res)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *s = base + i * stride;

@@ -62,31 +62,31 @@
 #include "farm/kv.h"
 #include "object.h"
 
-#define KV_H 8u                              /* neighbourhood, slots */
-#define KV_HOMES 32u                         /* home slots per segment */
-#define KV_SLOTS (KV_HOMES + KV_H - 1)       /* 39 */
-#define KV_SEG_LINES (KV_SLOTS + 1)          /* + trailer = 40 */
+#define KV_H	     8u			   /* neighbourhood, slots */
+#define KV_HOMES     32u		   /* home slots per segment */
+#define KV_SLOTS     (KV_HOMES + KV_H - 1) /* 39 */
+#define KV_SEG_LINES (KV_SLOTS + 1)	   /* + trailer = 40 */
 #define KV_SEG_BYTES (KV_SEG_LINES * FARM_LINE_PAYLOAD)
-#define KV_SLOT 56u
-#define KV_KLEN_OOL 31u
-#define KV_ITEM_HDR 24u
-#define KV_OVF_MAX (FARM_OBJ_MAX / KV_SLOT)  /* slots in the largest overflow */
-#define KV_OVF_MIN 8u
+#define KV_SLOT	     56u
+#define KV_KLEN_OOL  31u
+#define KV_ITEM_HDR  24u
+#define KV_OVF_MAX   (FARM_OBJ_MAX / KV_SLOT) /* slots in the largest overflow */
+#define KV_OVF_MIN   8u
 
-#define KV_CHUNK 512u                        /* directory entries per chunk */
-#define KV_MAX_G 21u                         /* global depth limit */
+#define KV_CHUNK      512u /* directory entries per chunk */
+#define KV_MAX_G      21u  /* global depth limit */
 #define KV_MAX_CHUNKS ((1u << KV_MAX_G) / KV_CHUNK)
-#define KV_HDR_BYTES 56u
-#define KV_HDR_MAGIC 0x31564b46u             /* "FKV1" */
-#define KV_ADDR_MASK ((1ull << 58) - 1)
+#define KV_HDR_BYTES  56u
+#define KV_HDR_MAGIC  0x31564b46u /* "FKV1" */
+#define KV_ADDR_MASK  ((1ull << 58) - 1)
 
-#define KV_CAT_ENTRIES 64u                   /* tables per cluster */
-#define KV_CAT_BYTES (KV_CAT_ENTRIES * 56u)
-#define KV_CAT_MAGIC 0x544143564b4d5246ull   /* "FRMKVCAT" */
+#define KV_CAT_ENTRIES 64u /* tables per cluster */
+#define KV_CAT_BYTES   (KV_CAT_ENTRIES * 56u)
+#define KV_CAT_MAGIC   0x544143564b4d5246ull /* "FRMKVCAT" */
 
-#define KV_VER_BITS 47
-#define KV_VER_MASK ((1ull << KV_VER_BITS) - 1)
-#define KV_VBLOCK_SHIFT 16                   /* versions reserved per block: 2^16 */
+#define KV_VER_BITS	47
+#define KV_VER_MASK	((1ull << KV_VER_BITS) - 1)
+#define KV_VBLOCK_SHIFT 16 /* versions reserved per block: 2^16 */
 
 #define KV_META_OVF (1ull << 47)
 
@@ -219,13 +219,13 @@ struct farm_kv {
 	uint32_t near_rr;
 
 	/* Scratch, all allocated at open: the hot paths never allocate. */
-	uint8_t *nb;          /* KV_H lines: one neighbourhood (line-aligned) */
-	uint8_t *obj;         /* FARM_OBJ_MAX: item and overflow objects */
-	uint8_t *seg, *seg0;  /* KV_SEG_BYTES: segment image and its original */
-	uint8_t *seg2;        /* KV_SEG_BYTES: the other half of a split */
-	uint8_t *ovf, *ovf2;  /* FARM_OBJ_MAX: overflow images of a split */
-	uint8_t *chunk;       /* KV_CHUNK * 8 */
-	struct kv_nb *batch;  /* KV_MGET_BATCH */
+	uint8_t *nb;		       /* KV_H lines: one neighbourhood (line-aligned) */
+	uint8_t *obj;		       /* FARM_OBJ_MAX: item and overflow objects */
+	uint8_t *seg, *seg0;	       /* KV_SEG_BYTES: segment image and its original */
+	uint8_t *seg2;		       /* KV_SEG_BYTES: the other half of a split */
+	uint8_t *ovf, *ovf2;	       /* FARM_OBJ_MAX: overflow images of a split */
+	uint8_t *chunk;		       /* KV_CHUNK * 8 */
+	struct kv_nb *batch;	       /* KV_MGET_BATCH */
 	uint64_t rd_cfg, rd_h1, rd_h2; /* words of a single read */
 
 	struct farm_kv_stats st;
@@ -260,15 +260,15 @@ void farm_kv__set_hash(struct farm_kv *kv, kv_hash_fn fn);
  * the lines and the object's header were read between two loads of the
  * header that agree, unlocked, and every line carries the version. 0 with
  * *ver, or farm_read's errors. */
-int kv__read_lines(struct farm_kv *kv, farm_addr_t a, uint32_t first, uint32_t n,
-		   uint8_t *lines, uint64_t *ver);
+int kv__read_lines(struct farm_kv *kv, farm_addr_t a, uint32_t first, uint32_t n, uint8_t *lines,
+		   uint64_t *ver);
 /* The object's current version (header word), one read. */
 int kv__read_version(struct farm_kv *kv, farm_addr_t a, uint64_t *ver);
 /* Post the neighbourhood reads of up to KV_MGET_BATCH segments (addrs[i],
  * homes[i]) into kv->batch[i] and wait for all; rc[i] per read: 0 (use
  * kv__nb_check), or an error. */
-int kv__read_batch(struct farm_kv *kv, const farm_addr_t *addrs, const uint32_t *homes,
-		   unsigned n, int *rc);
+int kv__read_batch(struct farm_kv *kv, const farm_addr_t *addrs, const uint32_t *homes, unsigned n,
+		   int *rc);
 /* Check batch entry i (seqlock rules); 0, -EAGAIN (torn: read again). */
 int kv__nb_check(struct farm_kv *kv, unsigned i, uint32_t home);
 

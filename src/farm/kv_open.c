@@ -25,7 +25,7 @@
 #include "kv_int.h"
 
 #define KV_KEYS_PER_SEG 20u /* planned fill of a fresh segment (39 slots) */
-#define KV_MAX_G0 16u
+#define KV_MAX_G0	16u
 
 farm_addr_t kv__near(struct farm_kv *kv)
 {

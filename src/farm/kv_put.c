@@ -24,12 +24,12 @@
 
 #include "kv_int.h"
 
-#define KV_NEED_SPLIT 1
-#define KV_STALE 2  /* apply: the directory entry was stale */
-#define KV_BADSEG 3 /* apply: the entry does not name a segment */
-#define KV_OP_DEADLINE_NS (10ull * 1000000000ull)
+#define KV_NEED_SPLIT	       1
+#define KV_STALE	       2 /* apply: the directory entry was stale */
+#define KV_BADSEG	       3 /* apply: the entry does not name a segment */
+#define KV_OP_DEADLINE_NS      (10ull * 1000000000ull)
 #define KV_SPLIT_SEPARATE_BITS 8
-#define KV_SPLIT_MAX_SPAN 14 /* entries of one segment: 2^14, 32 chunks */
+#define KV_SPLIT_MAX_SPAN      14 /* entries of one segment: 2^14, 32 chunks */
 
 enum kv_op { KV_OP_PUT, KV_OP_CAS, KV_OP_DEL };
 
@@ -69,8 +69,8 @@ static void put_item(uint8_t *to, const uint8_t *from)
 
 /* Find the key in n slots from index `from` of `img`: 1 with *at, 0, or
  * a negative code (the transaction must abort). */
-static int find_in(struct farm_kv *kv, struct farm_tx *tx, uint8_t *img, uint32_t from,
-		   uint32_t n, const struct kv_req *q, int *at)
+static int find_in(struct farm_kv *kv, struct farm_tx *tx, uint8_t *img, uint32_t from, uint32_t n,
+		   const struct kv_req *q, int *at)
 {
 	for (uint32_t i = from; i < from + n; i++) {
 		const uint8_t *s = kv__slot(img, i);
@@ -252,8 +252,8 @@ static int apply(struct farm_kv *kv, struct farm_tx *tx, struct kv_req *q)
 	if (rc < 0)
 		return rc;
 	bool found = rc == 1;
-	uint8_t *slot = found ? (in_ovf ? kv->ovf + (size_t)at * KV_SLOT : kv__slot(kv->seg, at))
-			      : NULL;
+	uint8_t *slot =
+	    found ? (in_ovf ? kv->ovf + (size_t)at * KV_SLOT : kv__slot(kv->seg, at)) : NULL;
 	uint64_t cur = found ? kv_m_ver(kv_get64(slot)) : 0;
 
 	rc = 0;
@@ -470,7 +470,8 @@ static int split_once(struct farm_kv *kv, uint64_t h)
 		if (kv_m_klen(kv_get64(s)) == 0)
 			continue;
 		bool b = kv__split_bit(kv__item_hash(kv, s), d);
-		rc = b ? place(kv, kv->seg2, kv->ovf2, &nb, s) : place(kv, kv->seg0, kv->obj, &na, s);
+		rc = b ? place(kv, kv->seg2, kv->ovf2, &nb, s)
+		       : place(kv, kv->seg0, kv->obj, &na, s);
 		if (rc)
 			goto abort;
 	}
@@ -590,14 +591,14 @@ int farm_kv_put(struct farm_kv *kv, const void *key, size_t klen, const void *va
 		return -EINVAL;
 	if ((rc = kv__check_key(key, klen)) || (rc = check_val(val, vlen)))
 		return rc;
-	struct kv_req q = {KV_OP_PUT, mode, key, (uint32_t)klen, kv__hash(kv, key, klen),
-			   val, (uint32_t)vlen, 0, 0};
+	struct kv_req q = {KV_OP_PUT,	   mode, key, (uint32_t)klen, kv__hash(kv, key, klen), val,
+			   (uint32_t)vlen, 0,	 0};
 	kv->st.puts++;
 	return run(kv, &q, ver);
 }
 
-int farm_kv_cas(struct farm_kv *kv, const void *key, size_t klen, uint64_t expect,
-		const void *val, size_t vlen, uint64_t *ver)
+int farm_kv_cas(struct farm_kv *kv, const void *key, size_t klen, uint64_t expect, const void *val,
+		size_t vlen, uint64_t *ver)
 {
 	int rc;
 
@@ -605,8 +606,9 @@ int farm_kv_cas(struct farm_kv *kv, const void *key, size_t klen, uint64_t expec
 		return -EINVAL;
 	if ((rc = kv__check_key(key, klen)) || (rc = check_val(val, vlen)))
 		return rc;
-	struct kv_req q = {KV_OP_CAS, FARM_KV_SET, key, (uint32_t)klen, kv__hash(kv, key, klen),
-			   val, (uint32_t)vlen, expect, 0};
+	struct kv_req q = {
+	    KV_OP_CAS,	    FARM_KV_SET, key, (uint32_t)klen, kv__hash(kv, key, klen), val,
+	    (uint32_t)vlen, expect,	 0};
 	kv->st.puts++;
 	return run(kv, &q, ver);
 }
@@ -619,16 +621,17 @@ int farm_kv_del(struct farm_kv *kv, const void *key, size_t klen, uint64_t expec
 		return -EINVAL;
 	if ((rc = kv__check_key(key, klen)))
 		return rc;
-	struct kv_req q = {KV_OP_DEL, FARM_KV_SET, key, (uint32_t)klen, kv__hash(kv, key, klen),
-			   NULL, 0, expect, 0};
+	struct kv_req q = {
+	    KV_OP_DEL, FARM_KV_SET, key, (uint32_t)klen, kv__hash(kv, key, klen), NULL,
+	    0,	       expect,	    0};
 	kv->st.dels++;
 	return run(kv, &q, NULL);
 }
 
 /* ---- multi-put ---- */
 
-#define KV_MPUT_ITEMS 12            /* requests per transaction (writes: ~4 each) */
-#define KV_MPUT_BYTES (160u << 10)  /* images per transaction, estimated */
+#define KV_MPUT_ITEMS 12	   /* requests per transaction (writes: ~4 each) */
+#define KV_MPUT_BYTES (160u << 10) /* images per transaction, estimated */
 
 static int mput_chunk(struct farm_kv *kv, struct kv_req *q, struct farm_kv_put_item **it,
 		      unsigned m)
@@ -698,14 +701,21 @@ int farm_kv_mput(struct farm_kv *kv, struct farm_kv_put_item *items, size_t n)
 			if ((p->rc = kv__check_key(p->key, p->klen)) ||
 			    (p->rc = check_val(p->val, p->vlen)))
 				continue;
-			uint32_t b = KV_SEG_BYTES + KV_ITEM_HDR + (uint32_t)(p->klen + p->vlen) + 64;
+			uint32_t b =
+			    KV_SEG_BYTES + KV_ITEM_HDR + (uint32_t)(p->klen + p->vlen) + 64;
 			if (m && bytes + b > KV_MPUT_BYTES)
 				break;
 			if ((p->rc = kv__next_version(kv, &q[m].nv)))
 				continue;
-			q[m] = (struct kv_req){KV_OP_PUT, FARM_KV_SET, p->key, (uint32_t)p->klen,
-					       kv__hash(kv, p->key, p->klen), p->val,
-					       (uint32_t)p->vlen, 0, q[m].nv};
+			q[m] = (struct kv_req){KV_OP_PUT,
+					       FARM_KV_SET,
+					       p->key,
+					       (uint32_t)p->klen,
+					       kv__hash(kv, p->key, p->klen),
+					       p->val,
+					       (uint32_t)p->vlen,
+					       0,
+					       q[m].nv};
 			it[m++] = p;
 			bytes += b;
 		}

@@ -21,13 +21,12 @@
 #include "kv_int.h"
 #include "node.h"
 
-#define KV_SPIN 32u
-#define KV_BATCHES 4u
+#define KV_SPIN	     32u
+#define KV_BATCHES   4u
 #define KV_GIVEUP_NS (200ull * 1000000ull)
-#define KV_WAIT_NS (12ull * 1000000000ull)
+#define KV_WAIT_NS   (12ull * 1000000000ull)
 
-static int check_lines(uint64_t h1, uint64_t h2, const uint8_t *lines, uint32_t first,
-		       uint32_t n)
+static int check_lines(uint64_t h1, uint64_t h2, const uint8_t *lines, uint32_t first, uint32_t n)
 {
 	uint64_t ver = farm_hdr_version(h1);
 
@@ -45,8 +44,7 @@ static int check_lines(uint64_t h1, uint64_t h2, const uint8_t *lines, uint32_t 
 	return 0;
 }
 
-static int read_local(const uint8_t *obj, uint32_t first, uint32_t n, uint8_t *lines,
-		      uint64_t *ver)
+static int read_local(const uint8_t *obj, uint32_t first, uint32_t n, uint8_t *lines, uint64_t *ver)
 {
 	for (unsigned t = 0; t < KV_SPIN; t++) {
 		uint64_t h1 = farm_word_load(obj), h2;
@@ -86,7 +84,8 @@ static int reap(struct farm *f, unsigned want, int *st)
 			return n;
 		for (int i = 0; i < n; i++)
 			if (c[i].status && !st[c[i].wr_id >> 2])
-				st[c[i].wr_id >> 2] = c[i].status == -EACCES ? -ESTALE : c[i].status;
+				st[c[i].wr_id >> 2] =
+				    c[i].status == -EACCES ? -ESTALE : c[i].status;
 		got += (unsigned)n;
 		if (n == 0) {
 			uint64_t now = farm__now_ns();
@@ -111,16 +110,16 @@ static unsigned post(struct farm *f, const struct farm_region *r, uint32_t off, 
 		void *dst;
 		uint32_t len;
 	} op[4] = {
-		{r->page_key, FARM_PAGE_CONFIG_OFF, cfg, 8},
-		{r->key, off, h1, 8},
-		{r->key, off + (uint64_t)first * FARM_LINE, lines, n * FARM_LINE},
-		{r->key, off, h2, 8},
+	    {r->page_key, FARM_PAGE_CONFIG_OFF, cfg, 8},
+	    {r->key, off, h1, 8},
+	    {r->key, off + (uint64_t)first * FARM_LINE, lines, n * FARM_LINE},
+	    {r->key, off, h2, 8},
 	};
 	unsigned want = lines ? 4 : 2, k;
 
 	for (k = 0; k < want; k++) {
-		int rc = unet_rdma_read(f->rdma, (unsigned)r->chan, op[k].key, op[k].off,
-					op[k].dst, op[k].len, ((uint64_t)i << 2) | k);
+		int rc = unet_rdma_read(f->rdma, (unsigned)r->chan, op[k].key, op[k].off, op[k].dst,
+					op[k].len, ((uint64_t)i << 2) | k);
 		if (rc < 0) {
 			*err = rc == -ENOTCONN ? -ECONNRESET : rc;
 			break;
@@ -137,8 +136,8 @@ static int read_remote(struct farm_kv *kv, const struct farm_region *r, uint32_t
 
 	for (unsigned t = 0; t < KV_BATCHES; t++) {
 		int st = 0, perr = 0;
-		unsigned posted = post(f, r, off, first, n, &kv->rd_cfg, &kv->rd_h1, lines,
-				       &kv->rd_h2, 0, &perr);
+		unsigned posted =
+		    post(f, r, off, first, n, &kv->rd_cfg, &kv->rd_h1, lines, &kv->rd_h2, 0, &perr);
 		if ((rc = reap(f, posted, &st)))
 			return rc;
 		if (perr)
@@ -170,8 +169,8 @@ static int region_of(struct farm *f, farm_addr_t a, const struct farm_region **r
 	return 0;
 }
 
-int kv__read_lines(struct farm_kv *kv, farm_addr_t a, uint32_t first, uint32_t n,
-		   uint8_t *lines, uint64_t *ver)
+int kv__read_lines(struct farm_kv *kv, farm_addr_t a, uint32_t first, uint32_t n, uint8_t *lines,
+		   uint64_t *ver)
 {
 	struct farm *f = kv->f;
 	const struct farm_region *r;
@@ -217,7 +216,7 @@ int kv__read_version(struct farm_kv *kv, farm_addr_t a, uint64_t *hdr)
 		return 0;
 	}
 	unsigned posted =
-		post(f, r, FARM_OFFSET(a), 0, 0, &kv->rd_cfg, &kv->rd_h1, NULL, NULL, 0, &perr);
+	    post(f, r, FARM_OFFSET(a), 0, 0, &kv->rd_cfg, &kv->rd_h1, NULL, NULL, 0, &perr);
 	if ((rc = reap(f, posted, &st)))
 		return rc;
 	if (perr || st)
@@ -230,8 +229,8 @@ int kv__read_version(struct farm_kv *kv, farm_addr_t a, uint64_t *hdr)
 	return 0;
 }
 
-int kv__read_batch(struct farm_kv *kv, const farm_addr_t *addrs, const uint32_t *homes,
-		   unsigned n, int *rcs)
+int kv__read_batch(struct farm_kv *kv, const farm_addr_t *addrs, const uint32_t *homes, unsigned n,
+		   int *rcs)
 {
 	struct farm *f = kv->f;
 	unsigned posted = 0;

@@ -29,7 +29,7 @@
  * line (the node's line limit, less the command and table name): the
  * admin socket costs the node up to a few milliseconds per line, so lines
  * are long. */
-#define LOAD_ITEMS 1000
+#define LOAD_ITEMS	1000
 #define LOAD_LINE_BYTES (FARM_ADMIN_LINE_MAX - 128u)
 
 static const char kv_usage[] =
@@ -114,8 +114,7 @@ static char *read_stdin(size_t *len)
 }
 
 /* The bytes of an argument: text, or hex with --hex. *out is malloc'd. */
-static size_t arg_bytes(struct kvc *k, const char *what, const char *s, size_t len,
-			uint8_t **out)
+static size_t arg_bytes(struct kvc *k, const char *what, const char *s, size_t len, uint8_t **out)
 {
 	if (!k->hex) {
 		*out = malloc(len + 1);
@@ -285,10 +284,12 @@ static int kv_put(struct kvc *k, char **pos, int npos, bool add, bool replace, c
 	free(v);
 	if ((rc = pick_node(k)))
 		return rc;
-	char *line = cas ? line_printf("kv cas %s %s %llu %s", k->table, kh,
-				       (unsigned long long)expect, vh)
-			 : line_printf("kv put %s %s %s %s", k->table, kh, vh,
-				       add ? "add" : replace ? "replace" : "set");
+	char *line =
+	    cas ? line_printf("kv cas %s %s %llu %s", k->table, kh, (unsigned long long)expect, vh)
+		: line_printf("kv put %s %s %s %s", k->table, kh, vh,
+			      add	? "add"
+			      : replace ? "replace"
+					: "set");
 	rc = call(k, line, &j);
 	free(line);
 	free(kh);
@@ -314,9 +315,9 @@ static int kv_del(struct kvc *k, char **pos, int npos, const char *version)
 	char *kh = key_hex(k, pos[0]);
 	if ((rc = pick_node(k)))
 		return rc;
-	char *line = expect ? line_printf("kv del %s %s %llu", k->table, kh,
-					  (unsigned long long)expect)
-			    : line_printf("kv del %s %s", k->table, kh);
+	char *line =
+	    expect ? line_printf("kv del %s %s %llu", k->table, kh, (unsigned long long)expect)
+		   : line_printf("kv del %s %s", k->table, kh);
 	rc = call(k, line, &j);
 	free(line);
 	free(kh);
@@ -353,9 +354,9 @@ static size_t load_item(struct kvc *k, char *ln, size_t len, unsigned long linen
 	size_t vn = arg_bytes(k, what, sep ? sep + 1 : "", vl, &vb);
 	if (kn == 0 || kn > FARM_KV_KEY_MAX || vn > FARM_KV_VAL_MAX)
 		usage_fail(&k->c, "line %lu: %s", lineno,
-			   kn == 0		     ? "empty key"
+			   kn == 0		  ? "empty key"
 			   : kn > FARM_KV_KEY_MAX ? "key longer than 250 bytes"
-						   : "value longer than 60416 bytes");
+						  : "value longer than 60416 bytes");
 	size_t need = 2 * (kn + vn) + 2;
 	if (need > *icap) {
 		*icap = need;
@@ -378,8 +379,8 @@ static int load_send(struct kvc *k, const char *batch, uint64_t *stored)
 {
 	char err[512], *raw = NULL, *line = line_printf("kv load %s %s", k->table, batch);
 	struct json *j = NULL;
-	int rc = admin_query(k->c.run_dir, k->id, line, CALL_TIMEOUT_MS, &raw, &j, err,
-			     sizeof(err));
+	int rc =
+	    admin_query(k->c.run_dir, k->id, line, CALL_TIMEOUT_MS, &raw, &j, err, sizeof(err));
 
 	free(line);
 	if (j)
@@ -427,8 +428,8 @@ static int kv_load(struct kvc *k, char **pos, int npos, const char *batch_s, boo
 		}
 		/* Send what is batched when this item would not fit, the batch
 		 * is full, or the input ended. */
-		if (blen && (n < 0 || inbatch == (unsigned long)per ||
-			     blen + 1 + ilen > LOAD_LINE_BYTES)) {
+		if (blen &&
+		    (n < 0 || inbatch == (unsigned long)per || blen + 1 + ilen > LOAD_LINE_BYTES)) {
 			batch[blen] = '\0';
 			if ((rc = load_send(k, batch, &stored)))
 				goto out;
@@ -484,9 +485,10 @@ static int kv_scan(struct kvc *k, int npos)
 		return rc;
 	if (!k->c.json) {
 		static const char *const fields[] = {
-		    "keys",	      "inline_keys",	 "ool_keys",	    "ovf_keys",
-		    "segments",	      "slots",		 "global_depth",    "min_local_depth",
-		    "max_local_depth", "neighbourhood", "key_bytes",	    "val_bytes",
+		    "keys",	     "inline_keys",	"ool_keys",
+		    "ovf_keys",	     "segments",	"slots",
+		    "global_depth",  "min_local_depth", "max_local_depth",
+		    "neighbourhood", "key_bytes",	"val_bytes",
 		};
 		printf("table=%s", k->table);
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
@@ -507,11 +509,11 @@ int cmd_kv(int argc, char **argv)
 	const char *cas = NULL, *version = NULL, *batch = NULL;
 	bool raw = false, add = false, replace = false, quiet = false;
 	const struct opt opts[] = {
-	    {"table", 't', true, &k.table, NULL},   {"node", 0, true, &k.node, NULL},
-	    {"hex", 0, false, NULL, &k.hex},	    {"raw", 0, false, NULL, &raw},
-	    {"add", 0, false, NULL, &add},	    {"replace", 0, false, NULL, &replace},
-	    {"cas", 0, true, &cas, NULL},	    {"version", 0, true, &version, NULL},
-	    {"batch", 0, true, &batch, NULL},	    {"no-progress", 0, false, NULL, &quiet},
+	    {"table", 't', true, &k.table, NULL}, {"node", 0, true, &k.node, NULL},
+	    {"hex", 0, false, NULL, &k.hex},	  {"raw", 0, false, NULL, &raw},
+	    {"add", 0, false, NULL, &add},	  {"replace", 0, false, NULL, &replace},
+	    {"cas", 0, true, &cas, NULL},	  {"version", 0, true, &version, NULL},
+	    {"batch", 0, true, &batch, NULL},	  {"no-progress", 0, false, NULL, &quiet},
 	    {NULL, 0, false, NULL, NULL},
 	};
 	char *all[4], **pos = all + 1;

@@ -243,9 +243,9 @@ static int kv_load(struct farmd *d, int n, char **tok, struct sbuf *out)
 	}
 	if (rc) {
 		snprintf(msg, sizeof(msg), "kv load: item %zu: %s", m + 1,
-			 rc == -EINVAL	 ? "not KEY=VALUE in hex, or an empty key"
+			 rc == -EINVAL	? "not KEY=VALUE in hex, or an empty key"
 			 : rc == -E2BIG ? "more than 1024 items in one line"
-					 : farm_strerror(rc));
+					: farm_strerror(rc));
 		return cmd_error(out, rc, "%s (nothing stored)", msg);
 	}
 	if ((rc = table(d, tok[2], true, &kv)))
@@ -310,8 +310,7 @@ static int kv_scan(struct farmd *d, int n, char **tok, struct sbuf *out)
 int kv_cmd(struct farmd *d, int n, char **tok, struct sbuf *out)
 {
 	if (n >= 3 && strlen(tok[2]) > FARM_KV_NAME_MAX)
-		return cmd_error(out, -EINVAL, "kv: table names are 1..%u bytes",
-				 FARM_KV_NAME_MAX);
+		return cmd_error(out, -EINVAL, "kv: table names are 1..%u bytes", FARM_KV_NAME_MAX);
 	if (n >= 2 && !strcmp(tok[1], "get"))
 		return kv_get(d, n, tok, out);
 	if (n >= 2 && !strcmp(tok[1], "put"))
