@@ -306,6 +306,16 @@ static int node_grow(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		for (uint32_t id = 0; id < GROW_KEYS; id++) {
 			FC_CHECK_RC(sh, idx, put_val(kv, id, 0, FARM_KV_ADD), 0);
 			proc_set_u32(&sh->flag[1], id + 1); /* inserted so far */
+			if (id == GROW_KEYS / 2) {
+				/* Halfway, the reader must be reading (a busy machine
+				 * could starve it through the whole growth). */
+				uint64_t end = proc_now_ms() + 20000;
+				while (proc_get_u32(&sh->flag[3]) < 100) {
+					FC_CHECK(sh, idx, proc_now_ms() < end);
+					if (farm_poll(f) == 0)
+						farm_idle(f, 1);
+				}
+			}
 			/* Every key inserted so far is still there, now and then. */
 			if (id % 500 == 499)
 				for (uint32_t j = 0; j <= id; j += 7)
@@ -359,8 +369,10 @@ static int node_grow(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			uint32_t id = (x >> 8) % n;
 			FC_CHECK_RC(sh, idx, check_val(kv, id, 0, buf, sizeof(buf)), 0);
 			reads++;
-			if (reads % 64 == 0)
+			if (reads % 64 == 0) {
+				proc_set_u32(&sh->flag[3], (uint32_t)reads);
 				farm_poll(f);
+			}
 		}
 		struct farm_kv_stats st;
 		farm_kv_get_stats(kv, &st);
