@@ -895,7 +895,11 @@ int farm_membership_start(const struct farm_config *seed, uint32_t self,
 	snprintf(m->reg.netns, sizeof(m->reg.netns), "%s", m->seed.members[me].netns);
 
 	deadline = now_ns() + (uint64_t)m->a.start_timeout_ms * 1000000ull;
-	if ((rc = open_session(m))) {
+	/* A server that is slow to give its first session (a cold JVM on a
+	 * busy machine) gets until the start deadline. */
+	while ((rc = open_session(m)) && rc != -EINVAL && now_ns() < deadline)
+		usleep(50000);
+	if (rc) {
 		say(err, errlen, rc, "ZooKeeper at %s: %s", m->zk_hosts, farm_zk_strerror(rc));
 		goto fail;
 	}

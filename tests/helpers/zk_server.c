@@ -55,14 +55,15 @@ const char *zk_server_unavailable(void)
 	return NULL;
 }
 
-static int free_port(void)
+static int free_port(const char *addr)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t al = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
 	if (fd < 0)
 		return -errno;
+	inet_pton(AF_INET, addr, &a.sin_addr);
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &al)) {
 		port = -errno;
 		close(fd);
@@ -75,8 +76,12 @@ static int free_port(void)
 
 int zk_server_ruok(int port, int timeout_ms)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	return zk_server_ruok_at("127.0.0.1", port, timeout_ms);
+}
+
+int zk_server_ruok_at(const char *addr, int port, int timeout_ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
 	char buf[8];
 	size_t got = 0;
@@ -84,6 +89,10 @@ int zk_server_ruok(int port, int timeout_ms)
 
 	if (fd < 0)
 		return -errno;
+	if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+		close(fd);
+		return -EINVAL;
+	}
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS) {
 		rc = -errno;
 		goto out;
@@ -128,11 +137,11 @@ static int write_cfg(const struct zk_server *s)
 		return -errno;
 	/* Sessions may be 2..20 ticks: clients ask for what they want. */
 	fprintf(f,
-		"tickTime=%d\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+		"tickTime=%d\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=%s\n"
 		"admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,mntr,stat\n"
 		"minSessionTimeout=%d\nmaxSessionTimeout=%d\nmaxClientCnxns=0\n"
 		"snapCount=100000\npreAllocSize=1024\n",
-		s->tick_ms, s->dir, s->port, 2 * s->tick_ms, 20 * s->tick_ms);
+		s->tick_ms, s->dir, s->port, s->addr, 2 * s->tick_ms, 20 * s->tick_ms);
 	return fclose(f) ? -errno : 0;
 }
 
@@ -184,7 +193,7 @@ static int spawn(struct zk_server *s, int timeout_ms)
 			s->pid = 0;
 			return -ECHILD; /* exited: port taken, bad config */
 		}
-		if (zk_server_ruok(s->port, 500) == 0)
+		if (zk_server_ruok_at(s->addr, s->port, 500) == 0)
 			return 0;
 		if (now_ms() >= deadline)
 			break;
@@ -196,9 +205,17 @@ static int spawn(struct zk_server *s, int timeout_ms)
 
 int zk_server_start(struct zk_server *s, int tick_ms, int timeout_ms)
 {
+	return zk_server_start_at(s, "127.0.0.1", tick_ms, timeout_ms);
+}
+
+int zk_server_start_at(struct zk_server *s, const char *addr, int tick_ms, int timeout_ms)
+{
 	int rc = -EIO;
 
 	memset(s, 0, sizeof(*s));
+	if (!addr || strlen(addr) >= sizeof(s->addr))
+		return -EINVAL;
+	strcpy(s->addr, addr);
 	s->tick_ms = tick_ms > 0 ? tick_ms : 200;
 	snprintf(s->dir, sizeof(s->dir), "/tmp/farm-zk-test-XXXXXX");
 	if (!mkdtemp(s->dir))
@@ -219,10 +236,10 @@ int zk_server_start(struct zk_server *s, int tick_ms, int timeout_ms)
 			break;
 		}
 	for (int attempt = 0; attempt < 3; attempt++) {
-		s->port = free_port();
+		s->port = free_port(s->addr);
 		if (s->port < 0)
 			return s->port;
-		snprintf(s->hosts, sizeof(s->hosts), "127.0.0.1:%d", s->port);
+		snprintf(s->hosts, sizeof(s->hosts), "%s:%d", s->addr, s->port);
 		if ((rc = write_cfg(s)))
 			return rc;
 		rc = spawn(s, timeout_ms);

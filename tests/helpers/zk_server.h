@@ -21,7 +21,8 @@ struct zk_server {
 	pid_t pid;       /* 0 while stopped */
 	int port;
 	char dir[128];   /* temp dir: zoo.cfg, data/, log */
-	char hosts[64];  /* "127.0.0.1:PORT": what clients connect to */
+	char hosts[64];  /* "ADDR:PORT": what clients connect to */
+	char addr[32];   /* listening address, 127.0.0.1 by default */
 	int tick_ms;
 };
 
@@ -33,6 +34,9 @@ const char *zk_server_unavailable(void);
  * (sessions may then be 400 ms .. 4 s). 0 or -errno (-ETIMEDOUT: the
  * server was killed again). */
 int zk_server_start(struct zk_server *s, int tick_ms, int timeout_ms);
+/* The same on another local IPv4 address (one of a network namespace the
+ * caller has entered: the server runs, and is probed, where we are). */
+int zk_server_start_at(struct zk_server *s, const char *addr, int tick_ms, int timeout_ms);
 /* SIGKILL the server and reap it. */
 void zk_server_stop(struct zk_server *s);
 /* A new server on the same port and data directory. */
@@ -42,5 +46,6 @@ void zk_server_destroy(struct zk_server *s);
 
 /* One `ruok` probe with its own timeout: 0 when the answer is imok. */
 int zk_server_ruok(int port, int timeout_ms);
+int zk_server_ruok_at(const char *addr, int port, int timeout_ms);
 
 #endif /* TESTS_HELPERS_ZK_SERVER_H */
