@@ -49,6 +49,9 @@
 #include "zk.h"
 
 #define STEP_MS 50
+#define REFRESH_MS 1000 /* re-read everything this often, watches or not */
+
+enum { D_CONFIG = 1, D_ELECT = 2, D_MEMBERS = 4, D_ALL = 7 };
 #define TEXT_MAX (32u << 10)
 #define BANNED_MAX 256
 
@@ -77,6 +80,9 @@ struct farm_membership {
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t cond;
 	bool stop, kick;
+	uint32_t dirty;        /* D_*: what a watch says changed */
+	uint64_t last_refresh; /* ns */
+	bool members_stale;    /* regs[] must be read again */
 	bool cm_quiet; /* lease: the CM went quiet */
 	struct {
 		uint32_t id;
@@ -163,11 +169,25 @@ static void kick(struct farm_membership *m)
 
 /* ---- callbacks from the ZooKeeper and lease threads: note and wake -------- */
 
+/* A watch fired: note what to read again (the step reads only that). */
 static void on_zk(void *arg, enum farm_zk_event ev, const char *path)
 {
-	(void)ev;
-	(void)path;
-	kick(arg);
+	struct farm_membership *m = arg;
+	uint32_t d = 0;
+
+	if (ev == FARM_ZK_EV_CONNECTED || ev == FARM_ZK_EV_DISCONNECTED || ev == FARM_ZK_EV_EXPIRED)
+		d = D_ALL;
+	else if (!strcmp(path, m->p_config))
+		d = D_CONFIG;
+	else if (!strncmp(path, m->p_elect, strlen(m->p_elect)))
+		d = D_ELECT;
+	else if (!strncmp(path, m->p_members, strlen(m->p_members)))
+		d = D_MEMBERS;
+	pthread_mutex_lock(&m->lock);
+	m->dirty |= d;
+	m->kick = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void on_member_expired(void *arg, uint32_t id, uint64_t cfg)
@@ -210,8 +230,14 @@ static void on_serving(void *arg, bool on)
 
 static void on_newer(void *arg, uint64_t cfg)
 {
+	struct farm_membership *m = arg;
+
 	(void)cfg;
-	kick(arg);
+	pthread_mutex_lock(&m->lock);
+	m->dirty |= D_CONFIG;
+	m->kick = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- helpers over configurations ---------------------------------------- */
@@ -558,8 +584,9 @@ static int bootstrap(struct farm_membership *m, bool again)
 	static __thread struct farm_mconfig c;
 	int rc;
 
-	if ((rc = read_members(m)))
+	if ((m->members_stale || m->nregs < 0) && (rc = read_members(m)))
 		return rc;
+	m->members_stale = false;
 	memset(&c, 0, sizeof(c));
 	c.cfg = m->seed;
 	c.cfg.nmembers = 0;
@@ -596,8 +623,9 @@ static int cm_step(struct farm_membership *m)
 	bool changed = false, takeover = false;
 	int rc;
 
-	if ((rc = read_members(m)))
+	if ((m->members_stale || m->nregs < 0) && (rc = read_members(m)))
 		return rc;
+	m->members_stale = false;
 	if (!generation_alive(m))
 		return bootstrap(m, true);
 	next = m->cur;
@@ -730,37 +758,80 @@ static int rejoin(struct farm_membership *m)
 	return do_register(m);
 }
 
-static void step(struct farm_membership *m)
+/* Read again what changed (or everything, every REFRESH_MS). Returns
+ * nonzero when ZooKeeper failed us: everything is read at the next step. */
+static int step_io(struct farm_membership *m, uint32_t d)
 {
 	int rc;
 
 	if (!m->zk || farm_zk_expired(m->zk)) {
-		if (open_session(m))
-			return;
+		if ((rc = open_session(m)))
+			return rc;
+		d = D_ALL;
 	}
 	if (!farm_zk_connected(m->zk))
-		return;
-	if (!m->registered && do_register(m))
-		return;
-	rc = read_config(m);
-	if (rc && rc != -ENOENT)
-		return;
+		return -ECONNRESET;
+	if (!m->registered) {
+		if ((rc = do_register(m)))
+			return rc;
+		d = D_ALL;
+	}
+	if (d & D_MEMBERS)
+		m->members_stale = true;
+	if ((d & D_CONFIG) || !m->have_cur) {
+		rc = read_config(m);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
 	if (m->removed_alive && m->a.rejoin && rejoin_ready(m)) {
 		m->removed_alive = false;
-		rejoin(m);
+		if ((rc = rejoin(m)))
+			return rc;
+		d |= D_ELECT;
 	}
-	if (read_election(m) == -ENOENT) {
-		put_election(m);
-		if (read_election(m))
-			return;
+	if ((d & D_ELECT) || m->elect_pos < 0) {
+		if ((rc = read_election(m)) == -ENOENT) {
+			if ((rc = put_election(m)) || (rc = read_election(m)))
+				return rc;
+		} else if (rc) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void step(struct farm_membership *m)
+{
+	uint64_t now = now_ns();
+	uint32_t d;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	d = m->dirty;
+	m->dirty = 0;
+	pthread_mutex_unlock(&m->lock);
+	if (now - m->last_refresh >= (uint64_t)REFRESH_MS * 1000000ull) {
+		d = D_ALL;
+		m->last_refresh = now;
+	}
+	if (step_io(m, d)) {
+		pthread_mutex_lock(&m->lock);
+		m->dirty = D_ALL; /* try it all again next step */
+		pthread_mutex_unlock(&m->lock);
+		return;
 	}
 	if (m->elected) {
 		if (!m->have_cur)
 			rc = bootstrap(m, false);
 		else
 			rc = cm_step(m);
-		if (rc == -ESTALE)
-			kick(m); /* lost a race: look again at once */
+		if (rc == -ESTALE) {
+			/* Lost a race: read again and look at once. */
+			pthread_mutex_lock(&m->lock);
+			m->dirty |= D_CONFIG | D_MEMBERS;
+			m->kick = true;
+			pthread_mutex_unlock(&m->lock);
+		}
 	} else {
 		maybe_take_over(m);
 	}
