@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <netdb.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,7 @@
 #define MC_GW_MAX_CONNS 1024	     /* memcached's default -c */
 #define MC_GW_HIGH	(256u << 10) /* reply backlog that stops reading a client */
 #define MC_GW_EVENTS	64
-#define MC_GW_SPIN_NS	20000 /* look-again time before sleeping */
+#define MC_GW_REARM_NS	200000 /* serving clients, back to the loop this often */
 
 struct gw_conn {
 	struct gw_conn *prev, *next; /* all connections, for mc_gw_close */
@@ -234,31 +233,17 @@ int mc_gw_poll(struct mc_gw *g)
 	return dispatch(g, ev, epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0), &node);
 }
 
-/* Before sleeping, look again a few times for MC_GW_SPIN_NS, giving the
- * CPU away in between. A client that has just been sent its reply is
- * often runnable on this very CPU: sched_yield lets it run now, and its
- * next request is then waiting for us when we come back, with no sleep and
- * no wake-up on either side (memcached's workers live in the same rhythm,
- * preempted by their client rather than sleeping). Returns the events. */
-static int yield_spin(struct mc_gw *g, struct epoll_event *ev)
-{
-	uint64_t end = farmd_now_ns() + MC_GW_SPIN_NS;
-	int n;
-
-	do {
-		sched_yield();
-		n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0);
-	} while (n == 0 && farmd_now_ns() < end);
-	return n;
-}
-
 /* Sleep until the node or a client needs us. farm_idle(f, 0) sends owed
  * acks, takes the node's wake-ups and arms its descriptor; after that,
  * clients alone are served here, without going back to the loop: its
  * farm_poll would disarm the node's descriptor and cost another
  * farm_idle (a system call) per request. Back to the loop when the node's
- * descriptor fires, after about a millisecond of serving clients (timers,
- * the admin socket), or when timeout_ms passed with nothing at all. */
+ * descriptor fires, after MC_GW_REARM_NS of serving clients, or when
+ * timeout_ms passed with nothing at all. The bound matters: a kv lookup
+ * lets the node make progress now and then (every 16th completion poll),
+ * which disarms its descriptor, and a peer's message would then wait for
+ * the next farm_poll; so serving clients delays the node's own messages
+ * by MC_GW_REARM_NS at most, for one system call per MC_GW_REARM_NS. */
 int mc_gw_idle(struct mc_gw *g, int timeout_ms)
 {
 	struct epoll_event ev[MC_GW_EVENTS];
@@ -271,11 +256,9 @@ int mc_gw_idle(struct mc_gw *g, int timeout_ms)
 		n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, 0);
 		return dispatch(g, ev, n, &node) + 1;
 	}
-	until = farmd_now_ns() + 1000000;
+	until = farmd_now_ns() + MC_GW_REARM_NS;
 	do {
-		n = yield_spin(g, ev);
-		if (n == 0)
-			n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, work ? 1 : timeout_ms);
+		n = epoll_wait(g->epfd, ev, MC_GW_EVENTS, work ? 1 : timeout_ms);
 		if (n <= 0)
 			break;
 		work += dispatch(g, ev, n, &node);
