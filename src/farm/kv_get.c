@@ -174,18 +174,19 @@ static int lookup(struct farm_kv *kv, const void *key, uint32_t klen, uint64_t h
 		uint64_t e = kv__dir_entry(kv, h), sver;
 		farm_addr_t seg = kv_e_addr(e);
 
-		if (t >= KV_LOOKUP_SPIN) {
-			/* A change is being committed: its writer may wait for
-			 * this very node (a backup), so serve while waiting. */
+		if (t) {
+			/* Torn, locked, moved: look again, for a while. A change
+			 * being committed may wait for this very node (a backup),
+			 * so serve after the first few tries. */
 			uint64_t now = now_ns();
 			if (!deadline)
 				deadline = now + KV_LOOKUP_GIVEUP_NS;
 			else if (now >= deadline)
 				break;
-			farm_poll(kv->f);
-		}
-		if (t)
+			if (t >= KV_LOOKUP_SPIN)
+				farm_poll(kv->f);
 			kv->st.get_retries++;
+		}
 		kv->st.get_reads++;
 		rc = kv__read_lines(kv, seg, kv__home(h), KV_H, kv->nb, &sver);
 		if (rc == -EINVAL || rc == -EFBIG || rc == -ENOENT || rc == -ERANGE) {
@@ -195,6 +196,8 @@ static int lookup(struct farm_kv *kv, const void *key, uint32_t klen, uint64_t h
 			rc = -EAGAIN;
 			continue;
 		}
+		if (rc == -EAGAIN) /* locked past farm's patience: a slow commit */
+			continue;
 		if (rc)
 			return rc;
 		rc = in_lines(kv, kv->nb, seg, kv_e_depth(e), sver, key, klen, h, o);
