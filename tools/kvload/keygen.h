@@ -109,16 +109,19 @@ static inline uint64_t keygen_next(struct keygen *g)
 	return keygen_scramble(rank) % g->n;
 }
 
-/* Key i: "key:" and i zero-padded to ksize bytes (no NUL). */
+/* Key i: "key:" and i zero-padded to ksize bytes (no NUL). By hand, not
+ * snprintf: the native client makes one key per lookup of ~100 ns, and
+ * snprintf alone cost about half of that. */
 static inline void keygen_key(const struct keygen *g, uint64_t i, char *out)
 {
-	char digits[24];
-	int nd = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)i);
-	uint32_t pad = g->ksize - 4 - (uint32_t)nd;
+	char *p = out + g->ksize;
 
 	memcpy(out, "key:", 4);
-	memset(out + 4, '0', pad);
-	memcpy(out + 4 + pad, digits, (size_t)nd);
+	memset(out + 4, '0', g->ksize - 4);
+	do {
+		*--p = (char)('0' + i % 10);
+		i /= 10;
+	} while (i && p > out + 4);
 }
 
 /* The value of key i: printable, recognisable, no CR or LF. */
