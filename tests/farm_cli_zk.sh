@@ -91,7 +91,8 @@ timeout 20 "$FARM" write "$A" --hex 6869 --node 1 --dir "$C" >/dev/null || bad "
 kill -9 "$(cat "$C/node-3.pid")"
 t0=$(date +%s%N)
 for i in $(seq 100); do
-	grep -q "configuration 2" "$C/node-1.log" "$C/node-2.log" 2>/dev/null && break
+	grep -q "configuration 2" "$C/node-1.log" 2>/dev/null &&
+		grep -q "configuration 2" "$C/node-2.log" 2>/dev/null && break
 	sleep 0.05
 done
 if grep -q "configuration 2: 2 members, CM [12], removed \[3\]" "$C/node-1.log" &&

@@ -38,8 +38,8 @@ static int node_lease(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	farm__membership_attach(f, &flag);
 	memset(w, 0x40 + idx, sizeof(w));
 	FC_CHECK_RC(sh, idx, farm_alloc(f, 64, FARM_NULL, &a), 0);
-	FC_CHECK(sh, idx, farm_region_replicas(f, FARM_REGION(a), rep, 8) > 0 &&
-			      rep[0] == farm_self(f));
+	FC_CHECK(sh, idx,
+		 farm_region_replicas(f, FARM_REGION(a), rep, 8) > 0 && rep[0] == farm_self(f));
 	FC_CHECK_RC(sh, idx, farm_write(f, a, w, 64), 0);
 	sh->addr[idx] = a;
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, 3, 20000), 0);

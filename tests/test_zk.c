@@ -76,18 +76,20 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define SKIP_IF_NO_ZK()                                                                \
-	do {                                                                           \
-		if (skip_reason) {                                                     \
-			printf("# skipped: %s\n", skip_reason);                       \
-			skip();                                                        \
-		}                                                                      \
+#define SKIP_IF_NO_ZK()                                                                            \
+	do {                                                                                       \
+		if (skip_reason) {                                                                 \
+			printf("# skipped: %s\n", skip_reason);                                    \
+			skip();                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static struct farm_zk *open_zk(struct evlog *l, int session_ms)
 {
-	struct farm_zk_attr a = {.session_ms = session_ms, .connect_ms = 10000,
-				 .on_event = l ? on_event : NULL, .arg = l};
+	struct farm_zk_attr a = {.session_ms = session_ms,
+				 .connect_ms = 10000,
+				 .on_event = l ? on_event : NULL,
+				 .arg = l};
 	struct farm_zk *z = NULL;
 
 	assert_int_equal(farm_zk_open(srv.hosts, &a, &z), 0);
@@ -261,10 +263,8 @@ static void test_server_restart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_basics),
-	    cmocka_unit_test(test_ephemeral_sequence),
-	    cmocka_unit_test(test_watches),
-	    cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_basics),	   cmocka_unit_test(test_ephemeral_sequence),
+	    cmocka_unit_test(test_watches),	   cmocka_unit_test(test_no_server),
 	    cmocka_unit_test(test_server_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

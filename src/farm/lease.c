@@ -28,7 +28,7 @@
 #include "lease.h"
 
 #define LEASE_MAGIC 0x464c5345u /* "FLSE" */
-#define ROUNDS 64u              /* REQs remembered, to match their GRANTs */
+#define ROUNDS	    64u		/* REQs remembered, to match their GRANTs */
 
 enum { MSG_REQ = 1, MSG_GRANT, MSG_NOTIFY, MSG_PROBE, MSG_PROBE_ACK, MSG_PING, MSG_PONG };
 
@@ -36,7 +36,7 @@ struct lease_msg {
 	uint32_t magic;
 	uint32_t type;
 	uint32_t from, to;
-	uint64_t inc;       /* the sender's incarnation */
+	uint64_t inc;	    /* the sender's incarnation */
 	uint64_t config_id; /* the sender's view */
 	uint64_t seq;
 };
@@ -69,10 +69,10 @@ struct farm_lease {
 	bool blocked;
 	struct farm_lease_view v;
 	struct sockaddr_in sa[FARM_MAX_MEMBERS];
-	int self_idx, cm_idx;                /* -1: not in the view */
-	uint64_t heard[FARM_MAX_MEMBERS];    /* CM: last REQ/GRANT from member i */
-	bool expired[FARM_MAX_MEMBERS];      /* CM: reported for this view */
-	uint64_t cm_heard;                   /* member: last REQ/GRANT from the CM */
+	int self_idx, cm_idx;		  /* -1: not in the view */
+	uint64_t heard[FARM_MAX_MEMBERS]; /* CM: last REQ/GRANT from member i */
+	bool expired[FARM_MAX_MEMBERS];	  /* CM: reported for this view */
+	uint64_t cm_heard;		  /* member: last REQ/GRANT from the CM */
 	bool cm_expired;
 	uint64_t seq, next_send, last_send, last_grant;
 	struct round rounds[ROUNDS];
@@ -81,7 +81,7 @@ struct farm_lease {
 	bool ping_ok;
 	uint64_t newer_seen;
 
-	int serving;          /* atomic */
+	int serving;	      /* atomic */
 	uint64_t valid_until; /* atomic */
 	struct farm_lease_stats st;
 };
@@ -126,8 +126,12 @@ static int view_index(const struct farm_lease_view *v, uint32_t id)
 
 static void send_to(struct farm_lease *l, int idx, uint32_t type, uint64_t seq, uint64_t cfg)
 {
-	struct lease_msg m = {.magic = LEASE_MAGIC, .type = type, .from = l->a.self,
-			      .to = l->v.m[idx].id, .inc = l->a.inc, .config_id = cfg,
+	struct lease_msg m = {.magic = LEASE_MAGIC,
+			      .type = type,
+			      .from = l->a.self,
+			      .to = l->v.m[idx].id,
+			      .inc = l->a.inc,
+			      .config_id = cfg,
 			      .seq = seq};
 
 	if (l->blocked) {
@@ -148,12 +152,16 @@ static void send_to(struct farm_lease *l, int idx, uint32_t type, uint64_t seq, 
 static void reply(struct farm_lease *l, const struct sockaddr_in *to, const struct lease_msg *q,
 		  uint32_t type)
 {
-	struct lease_msg m = {.magic = LEASE_MAGIC, .type = type, .from = l->a.self,
-			      .to = q->from, .inc = l->a.inc, .config_id = l->v.config_id,
+	struct lease_msg m = {.magic = LEASE_MAGIC,
+			      .type = type,
+			      .from = l->a.self,
+			      .to = q->from,
+			      .inc = l->a.inc,
+			      .config_id = l->v.config_id,
 			      .seq = q->seq};
 
-	if (sendto(l->fd, &m, sizeof(m), MSG_DONTWAIT, (const struct sockaddr *)to,
-		   sizeof(*to)) == (ssize_t)sizeof(m) &&
+	if (sendto(l->fd, &m, sizeof(m), MSG_DONTWAIT, (const struct sockaddr *)to, sizeof(*to)) ==
+		(ssize_t)sizeof(m) &&
 	    type == MSG_GRANT)
 		l->st.grant_sent++;
 }
@@ -298,8 +306,8 @@ static uint64_t tick(struct farm_lease *l, uint64_t now, struct event *ev, int *
 			if (now >= end) {
 				l->expired[i] = true;
 				l->st.expiries_seen++;
-				ev[(*nev)++] = (struct event){.type = EV_MEMBER, .id = l->v.m[i].id,
-							      .cfg = l->v.config_id};
+				ev[(*nev)++] = (struct event){
+				    .type = EV_MEMBER, .id = l->v.m[i].id, .cfg = l->v.config_id};
 			} else if (end < next) {
 				next = end;
 			}
@@ -311,8 +319,8 @@ static uint64_t tick(struct farm_lease *l, uint64_t now, struct event *ev, int *
 			if (now >= end) {
 				l->cm_expired = true;
 				l->st.expiries_seen++;
-				ev[(*nev)++] = (struct event){.type = EV_CM, .id = l->v.cm,
-							      .cfg = l->v.config_id};
+				ev[(*nev)++] = (struct event){
+				    .type = EV_CM, .id = l->v.cm, .cfg = l->v.config_id};
 			} else if (end < next) {
 				next = end;
 			}
@@ -371,7 +379,8 @@ static void *lease_thread(void *arg)
 		fire(l, ev, nev);
 
 		now = now_ns();
-		struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->efd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
+				      {.fd = l->efd, .events = POLLIN}};
 		uint64_t wait = next > now ? next - now : 0;
 		struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull),
 				      .tv_nsec = (long)(wait % 1000000000ull)};
@@ -539,8 +548,8 @@ int farm_lease_set_view(struct farm_lease *l, const struct farm_lease_view *v)
 	bool was_cm = is_cm(l) && v->cm == l->a.self;
 	for (uint32_t i = 0; i < v->n; i++) {
 		int old = view_index(&l->v, v->m[i].id);
-		heard[i] = was_cm && old >= 0 && l->v.m[old].inc == v->m[i].inc ? l->heard[old]
-										  : now;
+		heard[i] =
+		    was_cm && old >= 0 && l->v.m[old].inc == v->m[i].inc ? l->heard[old] : now;
 	}
 	if (l->cm_idx < 0 || l->v.cm != v->cm || !v->n)
 		l->cm_heard = now;
@@ -622,8 +631,7 @@ int farm_lease_probe(struct farm_lease *l, int timeout_ms)
 		if (pthread_cond_timedwait(&l->cond, &l->lock, &dl) == ETIMEDOUT)
 			break;
 	agree = __builtin_popcountll(l->probe_acks);
-	if (l->self_idx >= 0 && l->cm_idx != l->self_idx &&
-	    now_ns() >= l->cm_heard + l->lease_ns)
+	if (l->self_idx >= 0 && l->cm_idx != l->self_idx && now_ns() >= l->cm_heard + l->lease_ns)
 		agree++;
 	pthread_mutex_unlock(&l->lock);
 	return agree;
@@ -648,11 +656,15 @@ int farm_lease_ping(struct farm_lease *l, uint32_t id, const char *addr, int tim
 	l->ping_seq++;
 	l->ping_ok = false;
 	if (!l->blocked) {
-		struct lease_msg m = {.magic = LEASE_MAGIC, .type = MSG_PING, .from = l->a.self,
-				      .to = id, .inc = l->a.inc, .config_id = l->v.config_id,
+		struct lease_msg m = {.magic = LEASE_MAGIC,
+				      .type = MSG_PING,
+				      .from = l->a.self,
+				      .to = id,
+				      .inc = l->a.inc,
+				      .config_id = l->v.config_id,
 				      .seq = l->ping_seq};
-		if (sendto(l->fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof(sa)) !=
-		    (ssize_t)sizeof(m))
+		if (sendto(l->fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&sa,
+			   sizeof(sa)) != (ssize_t)sizeof(m))
 			rc = -errno;
 		else
 			while (!l->ping_ok)

@@ -51,8 +51,8 @@
 
 struct farm_lease_peer {
 	uint32_t id;
-	uint64_t inc;                     /* incarnation: a restarted process differs */
-	char addr[FARM_LEASE_ADDR_MAX];   /* "IPV4:PORT" of its lease socket */
+	uint64_t inc;			/* incarnation: a restarted process differs */
+	char addr[FARM_LEASE_ADDR_MAX]; /* "IPV4:PORT" of its lease socket */
 };
 
 /* What the lease thread needs of a configuration. */
@@ -66,10 +66,10 @@ struct farm_lease_view {
 struct farm_lease_attr {
 	uint32_t self;
 	uint64_t inc;
-	uint32_t lease_ms;  /* 0: FARM_LEASE_DEFAULT_MS */
-	uint32_t renew_ms;  /* 0: lease_ms / FARM_LEASE_RENEW_DIV (at least 1) */
-	const char *bind;   /* IPv4 to bind (port chosen by the kernel); NULL: 127.0.0.1 */
-	bool realtime;      /* try SCHED_FIFO for the thread (root only; else ignored) */
+	uint32_t lease_ms; /* 0: FARM_LEASE_DEFAULT_MS */
+	uint32_t renew_ms; /* 0: lease_ms / FARM_LEASE_RENEW_DIV (at least 1) */
+	const char *bind;  /* IPv4 to bind (port chosen by the kernel); NULL: 127.0.0.1 */
+	bool realtime;	   /* try SCHED_FIFO for the thread (root only; else ignored) */
 	/* CM: member `id` has not been heard from for a lease (once per view). */
 	void (*on_member_expired)(void *arg, uint32_t id, uint64_t config_id);
 	/* Member: the CM has not been heard from for a lease (once per view). */
@@ -83,10 +83,10 @@ struct farm_lease_attr {
 
 struct farm_lease_stats {
 	uint64_t req_sent, req_recv, grant_sent, grant_recv, dropped, bad;
-	uint64_t expiries_seen;   /* on_member_expired + on_cm_expired calls */
-	uint64_t max_gap_ns;      /* longest wait between two renewals we sent */
-	uint64_t max_grant_age_ns;/* longest a valid lease went without a new grant */
-	bool realtime;            /* the thread runs SCHED_FIFO */
+	uint64_t expiries_seen;	   /* on_member_expired + on_cm_expired calls */
+	uint64_t max_gap_ns;	   /* longest wait between two renewals we sent */
+	uint64_t max_grant_age_ns; /* longest a valid lease went without a new grant */
+	bool realtime;		   /* the thread runs SCHED_FIFO */
 };
 
 struct farm_lease;

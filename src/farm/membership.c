@@ -48,11 +48,11 @@
 #include "membership_int.h"
 #include "zk.h"
 
-#define STEP_MS 50
+#define STEP_MS	   50
 #define REFRESH_MS 1000 /* re-read everything this often, watches or not */
 
 enum { D_CONFIG = 1, D_ELECT = 2, D_MEMBERS = 4, D_ALL = 7 };
-#define TEXT_MAX (32u << 10)
+#define TEXT_MAX   (32u << 10)
 #define BANNED_MAX 256
 
 struct banned {
@@ -80,10 +80,10 @@ struct farm_membership {
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t cond;
 	bool stop, kick;
-	uint32_t dirty;        /* D_*: what a watch says changed */
+	uint32_t dirty;	       /* D_*: what a watch says changed */
 	uint64_t last_refresh; /* ns */
 	bool members_stale;    /* regs[] must be read again */
-	bool cm_quiet; /* lease: the CM went quiet */
+	bool cm_quiet;	       /* lease: the CM went quiet */
 	struct {
 		uint32_t id;
 		uint64_t cfg, t_ns;
@@ -99,16 +99,16 @@ struct farm_membership {
 	uint64_t taken_changes;
 
 	bool elected;
-	bool removed_alive;          /* a configuration dropped our incarnation */
-	bool lease_blocked;          /* tests: the lease channel is cut */
-	int elect_pos;               /* our place in the election, -1 unknown */
-	uint32_t lowest_id;          /* member id of the lowest election znode */
+	bool removed_alive; /* a configuration dropped our incarnation */
+	bool lease_blocked; /* tests: the lease channel is cut */
+	int elect_pos;	    /* our place in the election, -1 unknown */
+	uint32_t lowest_id; /* member id of the lowest election znode */
 	char lowest_path[FARM_ZK_PATH_MAX];
 	struct banned banned[BANNED_MAX];
 	uint32_t nbanned;
 
 	struct farm_mreg regs[FARM_MAX_MEMBERS]; /* registered members (CM) */
-	int nregs;                               /* -1: unknown */
+	int nregs;				 /* -1: unknown */
 
 	int serving; /* atomic: mirrors the lease */
 	struct farm_membership_stats st;
@@ -397,8 +397,8 @@ static int put_member(struct farm_membership *m)
 
 static int open_session(struct farm_membership *m)
 {
-	struct farm_zk_attr za = {.session_ms = m->a.zk_session_ms, .connect_ms = 2000,
-				  .on_event = on_zk, .arg = m};
+	struct farm_zk_attr za = {
+	    .session_ms = m->a.zk_session_ms, .connect_ms = 2000, .on_event = on_zk, .arg = m};
 	int rc;
 
 	if (m->zk) {

@@ -58,15 +58,15 @@ struct farm_mchange {
 typedef void (*farm_membership_change_fn)(void *arg, const struct farm_mchange *ch);
 
 struct farm_membership_attr {
-	const char *zk;        /* "host:port[,host:port...]" */
-	int zk_session_ms;     /* 0: 4000 */
-	uint32_t lease_ms;     /* 0: FARM_LEASE_DEFAULT_MS */
-	uint32_t renew_ms;     /* 0: lease_ms / 5 */
-	const char *lease_bind;/* IPv4 of the lease socket; NULL: 127.0.0.1 */
-	bool realtime;         /* SCHED_FIFO lease thread when allowed */
-	int start_timeout_ms;  /* wait for a configuration holding us (0: 10000) */
-	bool rejoin;           /* removed while alive: register again as a new incarnation */
-	farm_membership_change_fn on_change; /* on the membership thread; may be NULL */
+	const char *zk;		/* "host:port[,host:port...]" */
+	int zk_session_ms;	/* 0: 4000 */
+	uint32_t lease_ms;	/* 0: FARM_LEASE_DEFAULT_MS */
+	uint32_t renew_ms;	/* 0: lease_ms / 5 */
+	const char *lease_bind; /* IPv4 of the lease socket; NULL: 127.0.0.1 */
+	bool realtime;		/* SCHED_FIFO lease thread when allowed */
+	int start_timeout_ms;	/* wait for a configuration holding us (0: 10000) */
+	bool rejoin;		/* removed while alive: register again as a new incarnation */
+	farm_membership_change_fn on_change;	     /* on the membership thread; may be NULL */
 	void (*on_serving)(void *arg, bool serving); /* on the lease thread; may be NULL */
 	void *arg;
 };
@@ -76,9 +76,9 @@ struct farm_membership_stats {
 	uint32_t cm;
 	bool is_cm, serving, zk_connected;
 	uint64_t configs_published; /* by us, as CM */
-	uint64_t races_lost;        /* conditional sets that found a newer version */
-	uint64_t zk_sessions;       /* sessions opened (1 + re-opened after expiry) */
-	uint64_t takeovers;         /* times we deleted a silent CM's election znode */
+	uint64_t races_lost;	    /* conditional sets that found a newer version */
+	uint64_t zk_sessions;	    /* sessions opened (1 + re-opened after expiry) */
+	uint64_t takeovers;	    /* times we deleted a silent CM's election znode */
 	uint64_t last_detect_ns;    /* CM: lease expiry of a member -> its removal published */
 	struct farm_lease_stats lease;
 };

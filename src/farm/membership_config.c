@@ -56,8 +56,8 @@ int farm_mconfig_format(const struct farm_mconfig *c, char *buf, size_t len)
 		return -ENOSPC;
 	at = (size_t)n;
 	for (uint32_t i = 0; i < c->cfg.nmembers; i++) {
-		n = snprintf(buf + at, len - at, "# lease %u %" PRIu64 " %s\n", c->cfg.members[i].id,
-			     c->lease[i].inc, c->lease[i].addr);
+		n = snprintf(buf + at, len - at, "# lease %u %" PRIu64 " %s\n",
+			     c->cfg.members[i].id, c->lease[i].inc, c->lease[i].addr);
 		if (n < 0 || (size_t)n >= len - at)
 			return -ENOSPC;
 		at += (size_t)n;
@@ -93,17 +93,19 @@ int farm_mconfig_parse(const char *text, struct farm_mconfig *c, char *err, size
 			uint64_t id, inc, boot = 1;
 			unsigned cm, mid;
 			char addr[FARM_LEASE_ADDR_MAX + 1];
-			int k = sscanf(line, "# farm-config id=%" SCNu64 " cm=%u boot=%" SCNu64, &id,
-				       &cm, &boot);
+			int k = sscanf(line, "# farm-config id=%" SCNu64 " cm=%u boot=%" SCNu64,
+				       &id, &cm, &boot);
 			if (k >= 2) {
 				c->id = id;
 				c->cm = cm;
 				c->boot = boot;
 				have_head = true;
-			} else if (sscanf(line, "# lease %u %" SCNu64 " %48s", &mid, &inc, addr) == 3) {
+			} else if (sscanf(line, "# lease %u %" SCNu64 " %48s", &mid, &inc, addr) ==
+				   3) {
 				int i = farm__config_member(&c->cfg, mid);
 				if (i < 0 || strlen(addr) >= FARM_LEASE_ADDR_MAX)
-					return say(err, errlen, "lease line for unknown member %u", mid);
+					return say(err, errlen, "lease line for unknown member %u",
+						   mid);
 				c->lease[i].id = mid;
 				c->lease[i].inc = inc;
 				strcpy(c->lease[i].addr, addr);
@@ -123,7 +125,8 @@ int farm_mconfig_parse(const char *text, struct farm_mconfig *c, char *err, size
 		return say(err, errlen, "CM %u is not a member", c->cm);
 	for (uint32_t i = 0; i < c->cfg.nmembers; i++)
 		if (!seen[i])
-			return say(err, errlen, "member %u has no lease line", c->cfg.members[i].id);
+			return say(err, errlen, "member %u has no lease line",
+				   c->cfg.members[i].id);
 	return 0;
 }
 
@@ -144,8 +147,8 @@ int farm__mreg_parse(const char *text, struct farm_mreg *r)
 
 	memset(r, 0, sizeof(*r));
 	n = sscanf(text, "%u %" SCNu64 " %48s %128s %64s", &id, &inc, lease, addr, netns);
-	if (n < 4 || id == 0 || strlen(lease) >= sizeof(r->lease) || strlen(addr) >= sizeof(r->addr) ||
-	    strlen(netns) >= sizeof(r->netns))
+	if (n < 4 || id == 0 || strlen(lease) >= sizeof(r->lease) ||
+	    strlen(addr) >= sizeof(r->addr) || strlen(netns) >= sizeof(r->netns))
 		return -EINVAL;
 	r->id = id;
 	r->inc = inc;

@@ -22,19 +22,32 @@
 const char *farm_zk_strerror(int err)
 {
 	switch (err) {
-	case 0: return "success";
-	case -ENOENT: return "no such znode";
-	case -EEXIST: return "znode exists already";
-	case -ESTALE: return "znode version changed since it was read (lost a race)";
-	case -ENOTEMPTY: return "znode has children";
-	case -ECONNRESET: return "connection to ZooKeeper lost (the client reconnects)";
-	case -ETIMEDOUT: return "ZooKeeper did not answer in time";
-	case -ENOTCONN: return "ZooKeeper session expired or closed";
-	case -ESHUTDOWN: return "ZooKeeper handle closing";
-	case -EMSGSIZE: return "znode data larger than the buffer";
-	case -E2BIG: return "more children than the buffer holds";
-	case -ENOTSUP: return "libfarm was built without ZooKeeper (install libzookeeper-mt-dev)";
-	case -EINVAL: return "invalid argument";
+	case 0:
+		return "success";
+	case -ENOENT:
+		return "no such znode";
+	case -EEXIST:
+		return "znode exists already";
+	case -ESTALE:
+		return "znode version changed since it was read (lost a race)";
+	case -ENOTEMPTY:
+		return "znode has children";
+	case -ECONNRESET:
+		return "connection to ZooKeeper lost (the client reconnects)";
+	case -ETIMEDOUT:
+		return "ZooKeeper did not answer in time";
+	case -ENOTCONN:
+		return "ZooKeeper session expired or closed";
+	case -ESHUTDOWN:
+		return "ZooKeeper handle closing";
+	case -EMSGSIZE:
+		return "znode data larger than the buffer";
+	case -E2BIG:
+		return "more children than the buffer holds";
+	case -ENOTSUP:
+		return "libfarm was built without ZooKeeper (install libzookeeper-mt-dev)";
+	case -EINVAL:
+		return "invalid argument";
 	}
 	return "ZooKeeper error";
 }
@@ -95,8 +108,8 @@ int farm_zk_get(struct farm_zk *z, const char *path, bool watch, void *buf, size
 	return -ENOTSUP;
 }
 
-int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len,
-		int32_t version, int32_t *new_version)
+int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len, int32_t version,
+		int32_t *new_version)
 {
 	return -ENOTSUP;
 }
@@ -396,8 +409,8 @@ int farm_zk_get(struct farm_zk *z, const char *path, bool watch, void *buf, size
 	return 0;
 }
 
-int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len,
-		int32_t version, int32_t *new_version)
+int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len, int32_t version,
+		int32_t *new_version)
 {
 	struct Stat st;
 	int rc;

@@ -33,17 +33,17 @@
 #define FARM_ZK_EPHEMERAL 1u
 #define FARM_ZK_SEQUENCE  2u
 
-#define FARM_ZK_PATH_MAX 256
+#define FARM_ZK_PATH_MAX     256
 #define FARM_ZK_MAX_CHILDREN 256
 
 enum farm_zk_event {
 	FARM_ZK_EV_CONNECTED = 1, /* session (re)established */
 	FARM_ZK_EV_DISCONNECTED,  /* connection lost, the client reconnects */
-	FARM_ZK_EV_EXPIRED,       /* session expired: ephemerals are gone */
-	FARM_ZK_EV_CREATED,       /* watched path: created */
-	FARM_ZK_EV_DELETED,       /*               deleted */
-	FARM_ZK_EV_CHANGED,       /*               data changed */
-	FARM_ZK_EV_CHILD,         /*               children changed */
+	FARM_ZK_EV_EXPIRED,	  /* session expired: ephemerals are gone */
+	FARM_ZK_EV_CREATED,	  /* watched path: created */
+	FARM_ZK_EV_DELETED,	  /*               deleted */
+	FARM_ZK_EV_CHANGED,	  /*               data changed */
+	FARM_ZK_EV_CHILD,	  /*               children changed */
 };
 
 struct farm_zk;
@@ -55,8 +55,8 @@ typedef void (*farm_zk_event_fn)(void *arg, enum farm_zk_event ev, const char *p
 typedef void (*farm_zk_log_fn)(void *arg, const char *line);
 
 struct farm_zk_attr {
-	int session_ms;       /* session timeout asked of the server (default 4000) */
-	int connect_ms;       /* wait this long for the session (default 5000) */
+	int session_ms; /* session timeout asked of the server (default 4000) */
+	int connect_ms; /* wait this long for the session (default 5000) */
 	farm_zk_event_fn on_event;
 	farm_zk_log_fn on_log;
 	void *arg;
@@ -90,8 +90,8 @@ int farm_zk_get(struct farm_zk *z, const char *path, bool watch, void *buf, size
 		int32_t *version);
 /* Conditional set: only when the znode is still at `version` (-1: any).
  * -ESTALE when it moved on; *new_version (may be NULL) on success. */
-int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len,
-		int32_t version, int32_t *new_version);
+int farm_zk_set(struct farm_zk *z, const char *path, const void *data, size_t len, int32_t version,
+		int32_t *new_version);
 int farm_zk_delete(struct farm_zk *z, const char *path, int32_t version);
 /* 0 when it exists, -ENOENT when not; with `watch` either way a
  * CREATED/DELETED/CHANGED event follows. */

@@ -22,7 +22,7 @@
 
 #include "zk_server.h"
 
-#define ZK_JAR "/usr/share/java/zookeeper.jar"
+#define ZK_JAR	 "/usr/share/java/zookeeper.jar"
 #define ZK_SLF4J "/usr/share/java/slf4j-simple.jar"
 
 static struct zk_server *live[8];
@@ -64,7 +64,8 @@ static int free_port(const char *addr)
 	if (fd < 0)
 		return -errno;
 	inet_pton(AF_INET, addr, &a.sin_addr);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &al)) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &al)) {
 		port = -errno;
 		close(fd);
 		return port;

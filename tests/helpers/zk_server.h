@@ -18,11 +18,11 @@
 #include <sys/types.h>
 
 struct zk_server {
-	pid_t pid;       /* 0 while stopped */
+	pid_t pid; /* 0 while stopped */
 	int port;
-	char dir[128];   /* temp dir: zoo.cfg, data/, log */
-	char hosts[64];  /* "ADDR:PORT": what clients connect to */
-	char addr[32];   /* listening address, 127.0.0.1 by default */
+	char dir[128];	/* temp dir: zoo.cfg, data/, log */
+	char hosts[64]; /* "ADDR:PORT": what clients connect to */
+	char addr[32];	/* listening address, 127.0.0.1 by default */
 	int tick_ms;
 };
 

@@ -65,7 +65,8 @@ static int free_port(void)
 /* One `ruok` with its own timeout: 0 when the answer is imok. */
 static int ruok(int port, int timeout_ms)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc = -1;
 	struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -218,8 +219,8 @@ int zk_local_start(const char *run_dir, char *hosts, size_t hlen, char *err, siz
 				kill(pid, SIGKILL);
 				waitpid(pid, &st, 0);
 				unlink(pidp);
-				snprintf(err, errlen, "ZooKeeper did not answer within 30 s (see %s)",
-					 logp);
+				snprintf(err, errlen,
+					 "ZooKeeper did not answer within 30 s (see %s)", logp);
 				return -ETIMEDOUT;
 			}
 			usleep(50000);
@@ -255,8 +256,8 @@ int zk_local_stop(const char *run_dir, int timeout_ms)
 	pid_t pid;
 	int killed = 0;
 
-	if (zk_path(pidp, sizeof(pidp), run_dir, "zk.pid") || zk_path(dir, sizeof(dir), run_dir, "zk") ||
-	    zk_path(cfg, sizeof(cfg), dir, "zoo.cfg") ||
+	if (zk_path(pidp, sizeof(pidp), run_dir, "zk.pid") ||
+	    zk_path(dir, sizeof(dir), run_dir, "zk") || zk_path(cfg, sizeof(cfg), dir, "zoo.cfg") ||
 	    zk_path(hostp, sizeof(hostp), run_dir, "zk.hosts"))
 		return -ENAMETOOLONG;
 	pid = farm_pid_read(pidp);

@@ -40,9 +40,13 @@ static void on_serving(void *arg, bool on)
 int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeout_ms, char *err,
 		  size_t errlen)
 {
-	struct farm_membership_attr a = {.zk = zk, .lease_ms = lease_ms, .realtime = true,
-					 .start_timeout_ms = timeout_ms, .rejoin = false,
-					 .on_serving = on_serving, .arg = d};
+	struct farm_membership_attr a = {.zk = zk,
+					 .lease_ms = lease_ms,
+					 .realtime = true,
+					 .start_timeout_ms = timeout_ms,
+					 .rejoin = false,
+					 .on_serving = on_serving,
+					 .arg = d};
 	static struct farm_mconfig mc;
 	static struct farm_mchange ch;
 	char run_dir[sizeof(d->cfg.run_dir)];
@@ -77,7 +81,8 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 	memcpy(d->cfg.run_dir, run_dir, sizeof(run_dir));
 	farm_membership_take(d->mem, &ch); /* the one we start in */
 	d->lease_ms = lease_ms ? lease_ms : FARM_LEASE_DEFAULT_MS;
-	farmd_log(FARMD_INFO, "membership: configuration %llu from ZooKeeper %s, CM %u, lease %u ms",
+	farmd_log(FARMD_INFO,
+		  "membership: configuration %llu from ZooKeeper %s, CM %u, lease %u ms",
 		  (unsigned long long)mc.id, zk, mc.cm, d->lease_ms);
 	return 0;
 }
