@@ -30,12 +30,22 @@
 #define LEASE_MAGIC 0x464c5345u /* "FLSE" */
 #define ROUNDS	    64u		/* REQs remembered, to match their GRANTs */
 
-enum { MSG_REQ = 1, MSG_GRANT, MSG_NOTIFY, MSG_PROBE, MSG_PROBE_ACK, MSG_PING, MSG_PONG };
+enum {
+	MSG_REQ = 1,
+	MSG_GRANT,
+	MSG_NOTIFY,
+	MSG_PROBE,
+	MSG_PROBE_ACK,
+	MSG_PING,
+	MSG_PONG,
+	MSG_PROBE_NACK,
+};
 
 struct lease_msg {
 	uint32_t magic;
 	uint32_t type;
 	uint32_t from, to;
+	uint64_t cluster;   /* attr.cluster: two clusters on one host never mix */
 	uint64_t inc;	    /* the sender's incarnation */
 	uint64_t config_id; /* the sender's view */
 	uint64_t seq;
@@ -76,7 +86,7 @@ struct farm_lease {
 	bool cm_expired;
 	uint64_t seq, next_send, last_send, last_grant;
 	struct round rounds[ROUNDS];
-	uint64_t probe_seq, probe_acks;
+	uint64_t probe_seq, probe_acks, probe_nacks;
 	uint64_t ping_seq;
 	bool ping_ok;
 	uint64_t newer_seen;
@@ -127,6 +137,7 @@ static int view_index(const struct farm_lease_view *v, uint32_t id)
 static void send_to(struct farm_lease *l, int idx, uint32_t type, uint64_t seq, uint64_t cfg)
 {
 	struct lease_msg m = {.magic = LEASE_MAGIC,
+			      .cluster = l->a.cluster,
 			      .type = type,
 			      .from = l->a.self,
 			      .to = l->v.m[idx].id,
@@ -153,6 +164,7 @@ static void reply(struct farm_lease *l, const struct sockaddr_in *to, const stru
 		  uint32_t type)
 {
 	struct lease_msg m = {.magic = LEASE_MAGIC,
+			      .cluster = l->a.cluster,
 			      .type = type,
 			      .from = l->a.self,
 			      .to = q->from,
@@ -244,13 +256,23 @@ static void handle(struct farm_lease *l, const struct lease_msg *q, const struct
 	case MSG_PROBE:
 		/* Agree to a takeover only when we, too, cannot hear the CM,
 		 * and only for the configuration we are in. */
-		if (known && l->self_idx >= 0 && !is_cm(l) && q->config_id == l->v.config_id &&
-		    now >= l->cm_heard + l->lease_ns)
-			reply(l, src, q, MSG_PROBE_ACK);
+		if (!known || l->self_idx < 0)
+			break;
+		/* "Not yet" is an answer too: the prober asks again at once
+		 * rather than waiting out its timeout. */
+		reply(l, src, q,
+		      !is_cm(l) && q->config_id == l->v.config_id &&
+			      now >= l->cm_heard + l->lease_ns
+			  ? MSG_PROBE_ACK
+			  : MSG_PROBE_NACK);
 		break;
 	case MSG_PROBE_ACK:
+	case MSG_PROBE_NACK:
 		if (known && q->seq == l->probe_seq) {
-			l->probe_acks |= 1ull << from;
+			if (q->type == MSG_PROBE_ACK)
+				l->probe_acks |= 1ull << from;
+			else
+				l->probe_nacks |= 1ull << from;
 			pthread_cond_broadcast(&l->cond);
 		}
 		break;
@@ -407,7 +429,7 @@ static void *lease_thread(void *arg)
 			if (l->blocked) {
 				l->st.dropped++;
 			} else if (got != (ssize_t)sizeof(q) || q.magic != LEASE_MAGIC ||
-				   q.to != l->a.self) {
+				   q.cluster != l->a.cluster || q.to != l->a.self) {
 				l->st.bad++;
 			} else if (nev < (int)(sizeof(ev) / sizeof(ev[0])) - 4) {
 				handle(l, &q, &src, now_ns(), ev, &nev);
@@ -621,13 +643,13 @@ int farm_lease_probe(struct farm_lease *l, int timeout_ms)
 	}
 	pthread_mutex_lock(&l->lock);
 	l->probe_seq++;
-	l->probe_acks = 0;
+	l->probe_acks = l->probe_nacks = 0;
 	for (uint32_t i = 0; i < l->v.n; i++)
 		if ((int)i != l->self_idx && (int)i != l->cm_idx) {
 			send_to(l, (int)i, MSG_PROBE, l->probe_seq, l->v.config_id);
 			want++;
 		}
-	while ((uint32_t)__builtin_popcountll(l->probe_acks) < want)
+	while ((uint32_t)__builtin_popcountll(l->probe_acks | l->probe_nacks) < want)
 		if (pthread_cond_timedwait(&l->cond, &l->lock, &dl) == ETIMEDOUT)
 			break;
 	agree = __builtin_popcountll(l->probe_acks);
@@ -657,6 +679,7 @@ int farm_lease_ping(struct farm_lease *l, uint32_t id, const char *addr, int tim
 	l->ping_ok = false;
 	if (!l->blocked) {
 		struct lease_msg m = {.magic = LEASE_MAGIC,
+				      .cluster = l->a.cluster,
 				      .type = MSG_PING,
 				      .from = l->a.self,
 				      .to = id,

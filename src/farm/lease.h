@@ -66,6 +66,8 @@ struct farm_lease_view {
 struct farm_lease_attr {
 	uint32_t self;
 	uint64_t inc;
+	uint64_t cluster;  /* tag carried by every datagram (a hash of the cluster
+			    * name): another cluster's stray ones are dropped */
 	uint32_t lease_ms; /* 0: FARM_LEASE_DEFAULT_MS */
 	uint32_t renew_ms; /* 0: lease_ms / FARM_LEASE_RENEW_DIV (at least 1) */
 	const char *bind;  /* IPv4 to bind (port chosen by the kernel); NULL: 127.0.0.1 */
@@ -114,8 +116,8 @@ uint64_t farm_lease_valid_until(const struct farm_lease *l); /* CLOCK_MONOTONIC 
 void farm_lease_notify(struct farm_lease *l, uint64_t config_id);
 
 /* Ask every member of the view but the CM whether it, too, has lost the
- * CM; wait up to timeout_ms for the answers. Returns how many agree,
- * counting ourselves when we have lost it. */
+ * CM; wait up to timeout_ms for the answers (yes or not yet). Returns how
+ * many agree, counting ourselves when we have lost it. */
 int farm_lease_probe(struct farm_lease *l, int timeout_ms);
 
 /* The CM of our view has not been heard from for a lease. */

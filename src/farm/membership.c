@@ -66,6 +66,7 @@ struct farm_membership {
 	struct farm_config seed;
 	uint32_t self;
 	uint64_t inc;
+	uint64_t tag; /* lease datagrams' cluster tag: hash of the name */
 	struct farm_mreg reg;
 	char p_base[FARM_ZK_PATH_MAX], p_members[FARM_ZK_PATH_MAX], p_elect[FARM_ZK_PATH_MAX],
 	    p_config[FARM_ZK_PATH_MAX], p_me[FARM_ZK_PATH_MAX], my_elect[FARM_ZK_PATH_MAX];
@@ -734,6 +735,7 @@ static int rejoin(struct farm_membership *m)
 	memset(&la, 0, sizeof(la));
 	la.self = m->self;
 	la.inc = m->inc;
+	la.cluster = m->tag;
 	la.lease_ms = m->a.lease_ms;
 	la.renew_ms = m->a.renew_ms;
 	la.bind = m->a.lease_bind;
@@ -851,6 +853,15 @@ static void *membership_thread(void *arg)
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000L;
 		}
+		if (m->cm_quiet) {
+			/* A takeover is pending: the others lose the CM within a
+			 * renewal or so of us; ask again soon. */
+			dl.tv_nsec -= (STEP_MS - 2) * 1000000L;
+			if (dl.tv_nsec < 0) {
+				dl.tv_sec--;
+				dl.tv_nsec += 1000000000L;
+			}
+		}
 		while (!m->kick && !m->stop)
 			if (pthread_cond_timedwait(&m->cond, &m->lock, &dl) == ETIMEDOUT)
 				break;
@@ -941,10 +952,14 @@ int farm_membership_start(const struct farm_config *seed, uint32_t self,
 		path_join(m->p_me, sizeof(m->p_me), m->p_members, id);
 	}
 
+	m->tag = 14695981039346656037ull; /* FNV-1a of the cluster name */
+	for (const char *c = m->seed.cluster; *c; c++)
+		m->tag = (m->tag ^ (unsigned char)*c) * 1099511628211ull;
 	m->inc = new_inc();
 	memset(&la, 0, sizeof(la));
 	la.self = self;
 	la.inc = m->inc;
+	la.cluster = m->tag;
 	la.lease_ms = m->a.lease_ms;
 	la.renew_ms = m->a.renew_ms;
 	la.bind = m->a.lease_bind;
