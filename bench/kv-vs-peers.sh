@@ -23,7 +23,8 @@
 # recorded before and after.
 #
 # Options: --clients N (2) --keys K (100000) --duration S (3) --runs R (3)
-#          --values "32 1024" --dists "uniform zipf" --json
+#          --values "32 1024" --dists "uniform zipf" --json. With $BENCH_OUT set
+# (bench/run-all.sh) the JSON is also kept there. Exit 77 without the peers.
 set -euo pipefail
 
 BUILD=build
@@ -36,7 +37,7 @@ for t in farmd farm kvload; do
 	[ -x "$BUILD/$t" ] || { echo "kv-vs-peers: $BUILD/$t missing; build first" >&2; exit 1; }
 done
 for t in redis-server redis-benchmark memcached python3; do
-	command -v "$t" >/dev/null || { echo "kv-vs-peers: $t not installed (scripts/setup.sh)" >&2; exit 1; }
+	command -v "$t" >/dev/null || { echo "kv-vs-peers: $t not installed (scripts/setup.sh): skipped" >&2; exit 77; }
 done
 
 WORK=$(mktemp -d /tmp/kv-vs-peers.XXXXXX)
@@ -221,6 +222,9 @@ for vsize in VALUES:
                 ratio = med[(vsize, dist, a)]["ops_per_sec"] / med[(vsize, dist, b)]["ops_per_sec"]
                 out["ratios"].append(dict(value_size=vsize, dist=dist, what="%s/%s" % (a, b),
                                           ratio=ratio, bar=bar, met=ratio >= bar))
+if os.environ.get("BENCH_OUT"):
+    with open(os.path.join(os.environ["BENCH_OUT"], "kv-vs-peers.json"), "w") as f:
+        json.dump(out, f, indent=1)
 if opt["json"]:
     print(json.dumps(out, indent=1))
     sys.exit(0)
