@@ -3,6 +3,8 @@
  *   - lease flag: a node whose lease lapsed refuses its own reads, writes
  *     and allocations, its peers' requests, and (through its node page)
  *     its peers' one-sided reads; all work again once the lease is back;
+ *     requests are refused as soon as the lease's end passes, even before
+ *     the flag drops;
  *   - adoption of a configuration that removes a crashed member: the
  *     config id moves (the fence), backups of its regions become primaries
  *     (their allocator rebuilt), every survivor learns the new primaries'
@@ -30,12 +32,13 @@
 static int node_lease(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 {
 	static int flag = 1;
+	static uint64_t until = UINT64_MAX;
 	uint8_t b[64], w[64];
 	farm_addr_t a, x;
 	uint32_t rep[8];
 
 	(void)arg;
-	farm__membership_attach(f, &flag);
+	farm__membership_attach(f, &flag, &until);
 	memset(w, 0x40 + idx, sizeof(w));
 	FC_CHECK_RC(sh, idx, farm_alloc(f, 64, FARM_NULL, &a), 0);
 	FC_CHECK(sh, idx,
@@ -71,6 +74,20 @@ static int node_lease(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 3, 3, 20000), 0);
 	FC_CHECK_RC(sh, idx, farm_read(f, sh->addr[0], b, 64, NULL), 0);
 	FC_CHECK(sh, idx, b[0] == 0x40);
+	/* The lease's end passed but the lease thread has not lowered the
+	 * flag yet (late): requests are refused all the same. */
+	if (idx == 0)
+		__atomic_store_n(&until, farm__now_ns() - 1, __ATOMIC_RELEASE);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 4, 3, 20000), 0);
+	if (idx == 1)
+		FC_CHECK_RC(sh, idx, farm_write(f, sh->addr[0], w, 8), -ESTALE);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 5, 3, 20000), 0);
+	if (idx == 0)
+		__atomic_store_n(&until, UINT64_MAX, __ATOMIC_RELEASE);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 6, 3, 20000), 0);
+	if (idx == 1)
+		FC_CHECK_RC(sh, idx, farm_write(f, sh->addr[0], w, 8), 0);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 7, 3, 20000), 0);
 	return 0;
 }
 

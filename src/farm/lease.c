@@ -189,6 +189,22 @@ static uint32_t majority_of_others(const struct farm_lease *l)
 	return l->v.n / 2;
 }
 
+/* attr.until_out follows the lease (lock held). */
+static void publish_until(struct farm_lease *l)
+{
+	uint64_t u;
+
+	if (!l->a.until_out)
+		return;
+	if (l->self_idx < 0 || l->v.n == 0)
+		u = 0;
+	else if (is_cm(l) && l->v.n == 1)
+		u = UINT64_MAX;
+	else
+		u = __atomic_load_n(&l->valid_until, __ATOMIC_RELAXED);
+	__atomic_store_n(l->a.until_out, u, __ATOMIC_RELEASE);
+}
+
 static void extend(struct farm_lease *l, uint64_t until, uint64_t now)
 {
 	uint64_t cur = __atomic_load_n(&l->valid_until, __ATOMIC_RELAXED);
@@ -198,6 +214,7 @@ static void extend(struct farm_lease *l, uint64_t until, uint64_t now)
 	l->last_grant = now;
 	if (until > cur)
 		__atomic_store_n(&l->valid_until, until, __ATOMIC_RELEASE);
+	publish_until(l);
 }
 
 /* A datagram arrived: update state (lock held); may queue events. */
@@ -355,6 +372,7 @@ static uint64_t tick(struct farm_lease *l, uint64_t now, struct event *ev, int *
 			next = vu;
 	}
 out:
+	publish_until(l);
 	if (serving != (bool)__atomic_load_n(&l->serving, __ATOMIC_RELAXED)) {
 		__atomic_store_n(&l->serving, serving, __ATOMIC_RELEASE);
 		ev[(*nev)++] = (struct event){.type = EV_SERVING, .on = serving};
@@ -587,6 +605,7 @@ int farm_lease_set_view(struct farm_lease *l, const struct farm_lease_view *v)
 	/* Rounds are matched by member index: forget those of the old view. */
 	memset(l->rounds, 0, sizeof(l->rounds));
 	l->next_send = 0; /* renew at once under the new view */
+	publish_until(l);
 	pthread_mutex_unlock(&l->lock);
 	wake(l);
 	return 0;

@@ -81,6 +81,10 @@ struct farm_lease_attr {
 	/* Someone speaks of a configuration newer than our view. */
 	void (*on_newer)(void *arg, uint64_t config_id);
 	void *arg;
+	/* Optional: kept equal to the exact end of our lease (CLOCK_MONOTONIC
+	 * ns; UINT64_MAX for a CM alone, 0 outside the view), for checks that
+	 * must not depend on this thread being scheduled in time. */
+	uint64_t *until_out;
 };
 
 struct farm_lease_stats {

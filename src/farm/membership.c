@@ -111,7 +111,8 @@ struct farm_membership {
 	struct farm_mreg regs[FARM_MAX_MEMBERS]; /* registered members (CM) */
 	int nregs;				 /* -1: unknown */
 
-	int serving; /* atomic: mirrors the lease */
+	int serving;	      /* atomic: mirrors the lease */
+	uint64_t lease_until; /* atomic: the lease's exact end (lease.h until_out) */
 	struct farm_membership_stats st;
 };
 
@@ -736,6 +737,7 @@ static int rejoin(struct farm_membership *m)
 	la.self = m->self;
 	la.inc = m->inc;
 	la.cluster = m->tag;
+	la.until_out = &m->lease_until;
 	la.lease_ms = m->a.lease_ms;
 	la.renew_ms = m->a.renew_ms;
 	la.bind = m->a.lease_bind;
@@ -960,6 +962,7 @@ int farm_membership_start(const struct farm_config *seed, uint32_t self,
 	la.self = self;
 	la.inc = m->inc;
 	la.cluster = m->tag;
+	la.until_out = &m->lease_until;
 	la.lease_ms = m->a.lease_ms;
 	la.renew_ms = m->a.renew_ms;
 	la.bind = m->a.lease_bind;
@@ -1099,6 +1102,11 @@ bool farm_membership_serving(const struct farm_membership *m)
 const int *farm_membership_serving_flag(const struct farm_membership *m)
 {
 	return &m->serving;
+}
+
+const uint64_t *farm_membership_lease_until(const struct farm_membership *m)
+{
+	return &m->lease_until;
 }
 
 void farm_membership_get_stats(struct farm_membership *m, struct farm_membership_stats *st)

@@ -118,6 +118,10 @@ int farm_membership_take(struct farm_membership *m, struct farm_mchange *out);
 bool farm_membership_serving(const struct farm_membership *m);
 /* The flag itself, for the node to load without a call (never NULL). */
 const int *farm_membership_serving_flag(const struct farm_membership *m);
+/* The exact end of our lease (CLOCK_MONOTONIC ns), kept by the lease
+ * thread: a check against the clock does not depend on that thread
+ * running in time (never NULL). */
+const uint64_t *farm_membership_lease_until(const struct farm_membership *m);
 
 void farm_membership_get_stats(struct farm_membership *m, struct farm_membership_stats *st);
 

@@ -42,11 +42,12 @@ void farm__lease_fence(struct farm *f, bool serving)
 			 __ATOMIC_RELEASE);
 }
 
-void farm__membership_attach(struct farm *f, const int *flag)
+void farm__membership_attach(struct farm *f, const int *flag, const uint64_t *until)
 {
 	if (!f || !flag)
 		return;
 	f->serving = flag;
+	f->lease_until = until;
 	if (!__atomic_load_n(flag, __ATOMIC_ACQUIRE))
 		farm__lease_fence(f, false);
 }

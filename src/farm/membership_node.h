@@ -28,9 +28,12 @@
 
 #include "farm/farm.h"
 
-/* Make the node check `flag` (never NULL; 0 = lease lapsed) on every
- * request, read, write and commit, and fence its node page now if it is 0. */
-void farm__membership_attach(struct farm *f, const int *flag);
+/* Make the node check `flag` (never NULL; 0 = lease lapsed) on every read,
+ * write, allocation and transaction access, and on every request the flag
+ * and `until` (may be NULL): the lease's end against the clock, exact even
+ * when the lease thread is late to lower the flag. Fences the node page now
+ * if the flag is 0. */
+void farm__membership_attach(struct farm *f, const int *flag, const uint64_t *until);
 
 /* The lease started (true) or stopped (false) being valid: while it is not,
  * the node page shows configuration 0, so peers' one-sided reads of our

@@ -281,7 +281,7 @@ int farm__admit(struct farm *f, const struct unet_msg *m, uint32_t min_len)
 		return -EPROTO;
 	}
 	memcpy(&h, m->data, sizeof(h));
-	if (farm_fence(f->config_id, h.config_id) || !farm__serving(f)) {
+	if (farm_fence(f->config_id, h.config_id) || !farm__serving_now(f)) {
 		/* Older configuration, or our lease lapsed (membership.h): a
 		 * node that may have been removed serves nothing. */
 		f->st.stale_refused++;

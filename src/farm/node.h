@@ -126,6 +126,7 @@ struct farm {
 	/* Membership's lease flag (membership_node.h): 0 = lease lapsed, serve
 	 * nothing. NULL with static membership: always serving. */
 	const int *serving;
+	const uint64_t *lease_until; /* the lease's end (ns), or NULL */
 	struct farm_txs *tx; /* transactions: tx.h */
 };
 
@@ -181,6 +182,13 @@ void farm__tx_reap(struct farm *f, const struct unet_msg_comp *c);
 static inline bool farm__serving(const struct farm *f)
 {
 	return !f->serving || __atomic_load_n(f->serving, __ATOMIC_ACQUIRE);
+}
+/* For requests: also the lease's end against the clock (one clock read),
+ * exact even when the lease thread is late to lower the flag. */
+static inline bool farm__serving_now(const struct farm *f)
+{
+	return farm__serving(f) &&
+	       (!f->lease_until || farm__now_ns() < __atomic_load_n(f->lease_until, __ATOMIC_ACQUIRE));
 }
 int farm__hello_send(struct farm *f, uint32_t peer);
 uint64_t farm__config_hash(const struct farm_config *c);

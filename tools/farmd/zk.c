@@ -90,7 +90,8 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 void farmd_zk_attach(struct farmd *d)
 {
 	if (d->mem)
-		farm__membership_attach(d->f, farm_membership_serving_flag(d->mem));
+		farm__membership_attach(d->f, farm_membership_serving_flag(d->mem),
+					farm_membership_lease_until(d->mem));
 }
 
 void farmd_zk_poll(struct farmd *d)
