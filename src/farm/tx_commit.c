@@ -102,6 +102,8 @@ static int req_post(struct farm *f, int peer, uint8_t type, void *buf, uint32_t 
 				return (int)i;
 			}
 		}
+		if (id == 0)
+			return -EPROTO; /* msg ids are > 0: never take it for slot 0 */
 		if (id != -EAGAIN && id != -EBUSY)
 			return (int)id;
 		if (farm__now_ns() >= deadline)
