@@ -271,7 +271,7 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK_RC(sh, idx, farm_tx_write(tx, objs[FARM_TX_MAX_WRITES], &v, 8), -ENOSPC);
 	FC_CHECK_RC(sh, idx, farm_tx_alloc(tx, 8, FARM_NULL, &a), -ENOSPC);
 	FC_CHECK_RC(sh, idx, farm_tx_write(tx, objs[0], &v, 8), 0); /* already in: fine */
-	FC_CHECK_RC(sh, idx, farm_tx_commit(tx, &res), 0); /* 64 objects commit */
+	FC_CHECK_RC(sh, idx, farm_tx_commit(tx, &res), 0);	    /* 64 objects commit */
 	farm_addr_t bigs[6];
 	for (int i = 0; i < 6; i++)
 		FC_CHECK_RC(sh, idx, farm_alloc(f, FARM_OBJ_MAX, FARM_NULL, &bigs[i]), 0);
@@ -309,7 +309,8 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 		farm_tx_abort(pool[i]);
 	FC_CHECK_RC(sh, idx, farm_tx_begin(f, &tx), 0);
 	farm_tx_abort(tx);
-	FC_CHECK(sh, idx, strcmp(farm_abort_str(FARM_ABORT_LOG_FULL), farm_abort_str(FARM_ABORT_USER)));
+	FC_CHECK(sh, idx,
+		 strcmp(farm_abort_str(FARM_ABORT_LOG_FULL), farm_abort_str(FARM_ABORT_USER)));
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, n, 30000), 0);
 	return 0;
 }
@@ -350,10 +351,10 @@ static void test_udp(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_basics, proc_teardown),
-		cmocka_unit_test_teardown(test_alloc_free, proc_teardown),
-		cmocka_unit_test_teardown(test_bad_input, proc_teardown),
-		cmocka_unit_test_teardown(test_udp, proc_teardown),
+	    cmocka_unit_test_teardown(test_basics, proc_teardown),
+	    cmocka_unit_test_teardown(test_alloc_free, proc_teardown),
+	    cmocka_unit_test_teardown(test_bad_input, proc_teardown),
+	    cmocka_unit_test_teardown(test_udp, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,8 +50,8 @@ static int alloc_here(struct farm *f, uint32_t size, farm_addr_t *a)
 	if (rc)
 		return rc;
 	return farm_region_replicas(f, FARM_REGION(*a), rep, 8) >= 1 && rep[0] == farm_self(f)
-		       ? 0
-		       : -EXDEV;
+		   ? 0
+		   : -EXDEV;
 }
 
 /* ---- hot counter ------------------------------------------------------------------- */
@@ -111,8 +111,9 @@ static int node_hot(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			sh->count[idx][1]++;
 			if (res.reason >= FARM_ABORT_LOCKED && res.reason <= FARM_ABORT_READ)
 				sh->count[idx][1 + res.reason]++;
-			FC_CHECK(sh, idx, res.reason != FARM_ABORT_FAILURE &&
-						  res.reason != FARM_ABORT_LOG_FULL);
+			FC_CHECK(sh, idx,
+				 res.reason != FARM_ABORT_FAILURE &&
+				     res.reason != FARM_ABORT_LOG_FULL);
 		}
 		if ((done & 15) == 0)
 			farm_poll(f);
@@ -142,12 +143,12 @@ static void test_hot_counter(void **state)
 	fc_config(&cfg, 3, "txhot", 1 << 20, 6, 3);
 	int rc = fc_run(&cfg, node_hot, &ha, sh, 10000, 50000);
 	for (int i = 0; i < 3; i++) {
-		print_message("node %d: %llu commits, %llu aborts (locked %llu, changed %llu, "
-			      "validate %llu, read %llu)\n",
-			      i + 1, (unsigned long long)sh->count[i][0],
-			      (unsigned long long)sh->count[i][1], (unsigned long long)sh->count[i][2],
-			      (unsigned long long)sh->count[i][3], (unsigned long long)sh->count[i][4],
-			      (unsigned long long)sh->count[i][5]);
+		print_message(
+		    "node %d: %llu commits, %llu aborts (locked %llu, changed %llu, "
+		    "validate %llu, read %llu)\n",
+		    i + 1, (unsigned long long)sh->count[i][0], (unsigned long long)sh->count[i][1],
+		    (unsigned long long)sh->count[i][2], (unsigned long long)sh->count[i][3],
+		    (unsigned long long)sh->count[i][4], (unsigned long long)sh->count[i][5]);
 		commits += sh->count[i][0];
 		aborts += sh->count[i][1];
 	}
@@ -160,7 +161,7 @@ static void test_hot_counter(void **state)
 
 /* ---- read-only snapshots ------------------------------------------------------------ */
 
-#define SNAP_SIZE 200 /* four lines */
+#define SNAP_SIZE   200 /* four lines */
 #define SNAP_WRITES 300
 
 static void fill(uint8_t *p, uint64_t v)
@@ -242,8 +243,9 @@ static int node_snap(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 					sh->count[idx][3]++;
 				last = va;
 			} else {
-				FC_CHECK(sh, idx, res.reason == FARM_ABORT_VALIDATE ||
-							  res.reason == FARM_ABORT_READ);
+				FC_CHECK(sh, idx,
+					 res.reason == FARM_ABORT_VALIDATE ||
+					     res.reason == FARM_ABORT_READ);
 				sh->count[idx][2]++;
 			}
 			farm_poll(f);
@@ -381,9 +383,9 @@ static void test_lock_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_hot_counter, proc_teardown),
-		cmocka_unit_test_teardown(test_ro_snapshot, proc_teardown),
-		cmocka_unit_test_teardown(test_lock_refused, proc_teardown),
+	    cmocka_unit_test_teardown(test_hot_counter, proc_teardown),
+	    cmocka_unit_test_teardown(test_ro_snapshot, proc_teardown),
+	    cmocka_unit_test_teardown(test_lock_refused, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,8 +54,8 @@ static int alloc_here(struct farm *f, uint32_t size, farm_addr_t *a)
 	if (rc)
 		return rc;
 	return farm_region_replicas(f, FARM_REGION(*a), rep, 8) >= 1 && rep[0] == farm_self(f)
-		       ? 0
-		       : -EXDEV;
+		   ? 0
+		   : -EXDEV;
 }
 
 /* Every node: flush truncation points, then apply everything it holds. */
@@ -183,27 +183,28 @@ static void test_tiny_log(void **state)
 	cfg.log_size = 4096;
 	int rc = fc_run(&cfg, node_tiny, NULL, sh, 10000, 50000);
 	for (int i = 0; i < 2; i++)
-		print_message("node %d: %llu commits, %llu LOG_FULL, %llu other aborts; "
-			      "%llu waits for log space, %llu truncation requests\n",
-			      i + 1, (unsigned long long)sh->count[i][0],
-			      (unsigned long long)sh->count[i][1], (unsigned long long)sh->count[i][2],
-			      (unsigned long long)sh->count[i][3], (unsigned long long)sh->count[i][4]);
+		print_message(
+		    "node %d: %llu commits, %llu LOG_FULL, %llu other aborts; "
+		    "%llu waits for log space, %llu truncation requests\n",
+		    i + 1, (unsigned long long)sh->count[i][0], (unsigned long long)sh->count[i][1],
+		    (unsigned long long)sh->count[i][2], (unsigned long long)sh->count[i][3],
+		    (unsigned long long)sh->count[i][4]);
 	assert_int_equal(rc, 0);
 	for (int i = 0; i < 2; i++) {
 		/* Every oversize tx aborts: LOG_FULL unless a conflict came first. */
 		assert_true(sh->count[i][1] > 0 && sh->count[i][1] <= TINY_TXS / 10);
-		assert_true(sh->count[i][3] > 0);                 /* commits did wait */
-		assert_true(sh->count[i][4] > 0);                 /* ... for the sleeper */
+		assert_true(sh->count[i][3] > 0); /* commits did wait */
+		assert_true(sh->count[i][4] > 0); /* ... for the sleeper */
 	}
 	proc_unshare(sh, sizeof(*sh));
 }
 
 /* ---- replicas agree ------------------------------------------------------------------- */
 
-#define REP_REGION (256u << 10)
+#define REP_REGION  (256u << 10)
 #define REP_REGIONS 3
-#define REP_OBJS 48
-#define REP_TXS 400
+#define REP_OBJS    48
+#define REP_TXS	    400
 
 struct rep_arg {
 	uint64_t seed;
@@ -222,8 +223,8 @@ static int node_rep(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	if (idx == 0)
 		for (int k = 0; k < REP_OBJS; k++) {
 			farm_addr_t a;
-			FC_CHECK_RC(sh, idx, farm_alloc(f, 8 + (uint32_t)(k * 37) % 1500, FARM_NULL, &a),
-				    0);
+			FC_CHECK_RC(sh, idx,
+				    farm_alloc(f, 8 + (uint32_t)(k * 37) % 1500, FARM_NULL, &a), 0);
 			sh->addr[k] = a;
 		}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, n, 20000), 0);
@@ -288,7 +289,8 @@ static int node_rep(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	for (uint32_t r = 0; r < REP_REGIONS; r++) {
 		const struct farm_replica *x = f->regions[r].mine;
 		FC_CHECK(sh, idx, x != NULL);
-		memcpy(ra->dump + ((size_t)idx * REP_REGIONS + r) * REP_REGION, x->base, REP_REGION);
+		memcpy(ra->dump + ((size_t)idx * REP_REGIONS + r) * REP_REGION, x->base,
+		       REP_REGION);
 	}
 	return 0;
 }
@@ -319,7 +321,8 @@ static uint64_t compare_region(const uint8_t *p, const uint8_t *b, uint64_t *obj
 				return o + 1;
 			if (!farm_hdr_alloc(hp))
 				continue;
-			if (memcmp(p + o, b + o, (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
+			if (memcmp(p + o, b + o,
+				   (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
 				return o + 1;
 			(*objs)++;
 		}
@@ -368,11 +371,12 @@ static void test_replicas_agree(void **state)
 					      (unsigned long long)h1);
 				for (uint64_t x = o; x < o + 64 * 40; x++)
 					if (base[0][x] != base[i][x]) {
-						print_message("  first byte differing: +%llu (line %llu): "
-							      "%02x / %02x / %02x\n",
-							      (unsigned long long)(x - o),
-							      (unsigned long long)((x - o) / 64), base[0][x],
-							      base[i][x], base[3 - i][x]);
+						print_message(
+						    "  first byte differing: +%llu (line %llu): "
+						    "%02x / %02x / %02x\n",
+						    (unsigned long long)(x - o),
+						    (unsigned long long)((x - o) / 64), base[0][x],
+						    base[i][x], base[3 - i][x]);
 						break;
 					}
 			}
@@ -512,10 +516,10 @@ static void test_participant_dies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_tiny_log, proc_teardown),
-		cmocka_unit_test_teardown(test_replicas_agree, proc_teardown),
-		cmocka_unit_test_teardown(test_config_change, proc_teardown),
-		cmocka_unit_test_teardown(test_participant_dies, proc_teardown),
+	    cmocka_unit_test_teardown(test_tiny_log, proc_teardown),
+	    cmocka_unit_test_teardown(test_replicas_agree, proc_teardown),
+	    cmocka_unit_test_teardown(test_config_change, proc_teardown),
+	    cmocka_unit_test_teardown(test_participant_dies, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

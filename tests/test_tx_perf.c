@@ -27,8 +27,8 @@
 #include "node.h"
 #include "tx.h"
 
-#define SUBS 1024      /* subscriber rows per node */
-#define ROW 100        /* bytes: two lines */
+#define SUBS   1024 /* subscriber rows per node */
+#define ROW    100  /* bytes: two lines */
 #define RUN_MS 3000
 #define MAXLAT 400000
 
@@ -124,8 +124,9 @@ static int node_perf(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			if (na < MAXLAT)
 				all_lat[na++] = res.commit_ns;
 		} else {
-			FC_CHECK(sh, idx, res.reason != FARM_ABORT_FAILURE &&
-						  res.reason != FARM_ABORT_LOG_FULL);
+			FC_CHECK(sh, idx,
+				 res.reason != FARM_ABORT_FAILURE &&
+				     res.reason != FARM_ABORT_LOG_FULL);
 			o->aborts++;
 		}
 	}
@@ -178,8 +179,8 @@ static void run(bool local, bool cp_wait)
 		      "commit time: updates median %.1f us p99 %.1f us, all median %.2f us "
 		      "p99 %.1f us (medians averaged over nodes, p99 the worst node)\n",
 		      local ? "local" : "spread", cp_wait ? " (commit after primaries' acks)" : "",
-		      (double)tot.commits * 1000.0 / (double)ms,
-		      (unsigned long long)tot.commits, (unsigned long long)tot.ro,
+		      (double)tot.commits * 1000.0 / (double)ms, (unsigned long long)tot.commits,
+		      (unsigned long long)tot.ro,
 		      100.0 * (double)tot.aborts / (double)(tot.commits + tot.aborts),
 		      (double)upd50 / 3000.0, (double)upd99 / 1000.0, (double)all50 / 3000.0,
 		      (double)all99 / 1000.0);
@@ -208,9 +209,9 @@ static void test_tatp_spread_cp_wait(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_tatp_local, proc_teardown),
-		cmocka_unit_test_teardown(test_tatp_spread, proc_teardown),
-		cmocka_unit_test_teardown(test_tatp_spread_cp_wait, proc_teardown),
+	    cmocka_unit_test_teardown(test_tatp_local, proc_teardown),
+	    cmocka_unit_test_teardown(test_tatp_spread, proc_teardown),
+	    cmocka_unit_test_teardown(test_tatp_spread_cp_wait, proc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,7 +132,8 @@ static struct farm_replica *ent_replica(struct farm *f, const struct farm_logent
 		return NULL;
 	if (role == 0 ? x->role != 0 : x->role == 0)
 		return NULL;
-	if (e->size == 0 || e->size > FARM_OBJ_MAX || farm_slab_check_off(f->cfg.region_size, off) ||
+	if (e->size == 0 || e->size > FARM_OBJ_MAX ||
+	    farm_slab_check_off(f->cfg.region_size, off) ||
 	    (uint64_t)off + (uint64_t)farm_obj_lines(e->size) * FARM_LINE > f->cfg.region_size)
 		return NULL;
 	if (e->bytes != ((e->flags & FARM_LOGENT_FREE) ? 0 : e->size))
@@ -165,7 +166,8 @@ static int release_reserved(struct farm *f, const struct farm_logent *e)
 {
 	struct farm_slab_change ch;
 
-	if (farm_word_load(obj_of(f, e)) != (farm_hdr_make(true, e->size, e->version) | FARM_OBJ_LOCK)) {
+	if (farm_word_load(obj_of(f, e)) !=
+	    (farm_hdr_make(true, e->size, e->version) | FARM_OBJ_LOCK)) {
 		f->tx->st.bad_records++;
 		return -EINVAL;
 	}
@@ -305,7 +307,10 @@ int farm__txp_abort(struct farm *f, uint32_t c, uint64_t pos)
 
 int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t size)
 {
-	struct farm_logent e = {.addr = addr, .version = ver, .size = size, .bytes = 0,
+	struct farm_logent e = {.addr = addr,
+				.version = ver,
+				.size = size,
+				.bytes = 0,
 				.flags = FARM_LOGENT_ALLOC | FARM_LOGENT_FREE};
 
 	if (!ent_replica(f, &e, 0))
@@ -347,7 +352,8 @@ static void apply_cb(struct farm *f, const struct farm_logrec *rec)
 			farm_obj_stage(obj, e->size, e->version, img, e->size);
 			/* The primary formatted the slot (zeroes past the end of
 			 * the object); this slot may hold an older object's bytes. */
-			memset(obj + (size_t)last * FARM_LINE + 8 + used, 0, FARM_LINE_PAYLOAD - used);
+			memset(obj + (size_t)last * FARM_LINE + 8 + used, 0,
+			       FARM_LINE_PAYLOAD - used);
 			farm_obj_unlock(obj, e->size, e->version);
 		}
 		t->st.cb_applied++;
@@ -393,8 +399,8 @@ static void txreply(struct farm *f, const struct unet_msg *m, int status, uint32
 		    uint64_t value)
 {
 	struct farm_txs *t = f->tx;
-	struct farm_wire_txrep r = {.config_id = f->config_id, .status = status, .reason = reason,
-				    .value = value};
+	struct farm_wire_txrep r = {
+	    .config_id = f->config_id, .status = status, .reason = reason, .value = value};
 	int rc = unet_msg_reply(f->mep, m, &r, sizeof(r));
 
 	if (rc == 0) {

@@ -80,17 +80,17 @@ enum { FARM_LOGENT_ALLOC = 1, FARM_LOGENT_FREE = 2 };
 
 /* One cache line. */
 struct farm_logrec {
-	uint64_t tag;       /* pos + 1, written last */
-	uint32_t len;       /* bytes, this header included, a multiple of 64 */
-	uint16_t type;      /* enum farm_logrec_type */
-	uint16_t nent;      /* entries that follow */
-	uint64_t tx_id;     /* coordinator member id << 48 | sequence */
+	uint64_t tag;	    /* pos + 1, written last */
+	uint32_t len;	    /* bytes, this header included, a multiple of 64 */
+	uint16_t type;	    /* enum farm_logrec_type */
+	uint16_t nent;	    /* entries that follow */
+	uint64_t tx_id;	    /* coordinator member id << 48 | sequence */
 	uint64_t config_id; /* configuration the coordinator runs */
-	uint64_t ref;       /* CP: position of the tx's LOCK record in this ring */
-	uint32_t coord;     /* coordinator member id */
+	uint64_t ref;	    /* CP: position of the tx's LOCK record in this ring */
+	uint32_t coord;	    /* coordinator member id */
 	uint16_t nregions;  /* LOCK: region ids (u32) after the entries */
 	uint16_t pad0;
-	uint64_t state;     /* LOCK: enum farm_logrec_state, the participant's */
+	uint64_t state; /* LOCK: enum farm_logrec_state, the participant's */
 	uint64_t pad1;
 };
 
@@ -98,8 +98,8 @@ struct farm_logrec {
 struct farm_logent {
 	uint64_t addr;
 	uint64_t version; /* LOCK: version read (expected); CB: new version */
-	uint32_t size;    /* the object's payload size */
-	uint32_t bytes;   /* image bytes: size, or 0 for a free */
+	uint32_t size;	  /* the object's payload size */
+	uint32_t bytes;	  /* image bytes: size, or 0 for a free */
 	uint32_t flags;
 	uint32_t pad;
 };
@@ -170,7 +170,7 @@ struct farm_wire_txlog {
  * abort reason where that has padding). TRUNC: value = the ring's head. */
 struct farm_wire_txrep {
 	uint64_t config_id;
-	int32_t status; /* 0, -EAGAIN (reason says why), or an error */
+	int32_t status;	 /* 0, -EAGAIN (reason says why), or an error */
 	uint32_t reason; /* enum farm_abort_reason */
 	uint64_t value;
 };

@@ -45,8 +45,8 @@ int farm__tx_init(struct farm *f, char *err, size_t errlen)
 	/* Records bound to other nodes in one phase: every image goes to one
 	 * primary and k - 1 backups; plus pads and retractions. */
 	t->stage_len = (size_t)(k > 2 ? k - 1 : 1) *
-			       (FARM_TX_MAX_BYTES +
-				FARM_TX_MAX_WRITES * (sizeof(struct farm_logent) + 8 + 4) + 128) +
+			   (FARM_TX_MAX_BYTES +
+			    FARM_TX_MAX_WRITES * (sizeof(struct farm_logent) + 8 + 4) + 128) +
 		       (size_t)4 * FARM_MAX_MEMBERS * sizeof(struct farm_logrec);
 	t->stage = aligned_alloc(FARM_LINE, t->stage_len);
 	if (!t->rep_idx || !t->pool || !t->img_mem || !t->stage)
@@ -54,7 +54,8 @@ int farm__tx_init(struct farm *f, char *err, size_t errlen)
 	for (uint32_t r = 0; r < f->map.nregions; r++) {
 		const uint32_t *rep = farm_rmap_replicas(&f->map, r);
 		for (uint32_t b = 0; b < k; b++)
-			t->rep_idx[(size_t)r * k + b] = (uint8_t)farm__config_member(&f->cfg, rep[b]);
+			t->rep_idx[(size_t)r * k + b] =
+			    (uint8_t)farm__config_member(&f->cfg, rep[b]);
 	}
 	for (uint32_t i = 0; i < FARM_TX_POOL; i++) {
 		struct farm_tx *tx = &t->pool[i];
@@ -342,7 +343,8 @@ static int reserve_in(struct farm *f, uint32_t region, uint32_t size, farm_addr_
 			int op = farm__op_new(f, FARM_OPK_CLIENT, 0);
 			rc = op;
 			if (op >= 0) {
-				rc = farm__primary_reserve(f, region, size, true, (uint32_t)op, NULL);
+				rc = farm__primary_reserve(f, region, size, true, (uint32_t)op,
+							   NULL);
 				if (rc == 0) {
 					rc = farm__wait_op(f, (uint32_t)op, deadline);
 					if (rc == -ETIMEDOUT &&
@@ -412,8 +414,8 @@ int farm_tx_alloc(struct farm_tx *tx, uint32_t size, farm_addr_t near, farm_addr
 		}
 	if (rc)
 		return rc == -ESTALE || rc == -ECONNRESET || rc == -ETIMEDOUT
-			       ? doom(tx, FARM_ABORT_FAILURE)
-			       : rc;
+			   ? doom(tx, FARM_ABORT_FAILURE)
+			   : rc;
 	struct farm_txw *w = &tx->wr[tx->nwr++];
 	w->addr = a;
 	w->ver = ver;
@@ -485,14 +487,22 @@ void farm_tx_abort(struct farm_tx *tx)
 const char *farm_abort_str(enum farm_abort_reason r)
 {
 	switch (r) {
-	case FARM_ABORT_NONE: return "committed";
-	case FARM_ABORT_LOCKED: return "a written object was locked by another transaction";
-	case FARM_ABORT_CHANGED: return "a written object changed since it was read";
-	case FARM_ABORT_VALIDATE: return "a read object changed or was locked (validation)";
-	case FARM_ABORT_READ: return "a read found the object locked or torn for too long";
-	case FARM_ABORT_LOG_FULL: return "no log space at a participant";
-	case FARM_ABORT_FAILURE: return "a participant failed or the configuration changed";
-	case FARM_ABORT_USER: return "aborted by the application";
+	case FARM_ABORT_NONE:
+		return "committed";
+	case FARM_ABORT_LOCKED:
+		return "a written object was locked by another transaction";
+	case FARM_ABORT_CHANGED:
+		return "a written object changed since it was read";
+	case FARM_ABORT_VALIDATE:
+		return "a read object changed or was locked (validation)";
+	case FARM_ABORT_READ:
+		return "a read found the object locked or torn for too long";
+	case FARM_ABORT_LOG_FULL:
+		return "no log space at a participant";
+	case FARM_ABORT_FAILURE:
+		return "a participant failed or the configuration changed";
+	case FARM_ABORT_USER:
+		return "aborted by the application";
 	}
 	return "unknown abort reason";
 }

@@ -29,11 +29,11 @@
 #include "log.h"
 #include "node.h"
 
-#define FARM_TX_POOL 16u
-#define FARM_TX_REQS 256u  /* requests in flight (doorbells, releases) */
-#define FARM_TX_DEFER 256u /* replies waiting for msg staging room */
-#define FARM_TX_INFLIGHT 32u /* commits reported whose COMMIT-PRIMARY acks are due */
-#define FARM_TX_MAGIC 0x46544158u /* "FTAX" */
+#define FARM_TX_POOL	 16u
+#define FARM_TX_REQS	 256u	     /* requests in flight (doorbells, releases) */
+#define FARM_TX_DEFER	 256u	     /* replies waiting for msg staging room */
+#define FARM_TX_INFLIGHT 32u	     /* commits reported whose COMMIT-PRIMARY acks are due */
+#define FARM_TX_MAGIC	 0x46544158u /* "FTAX" */
 
 enum { FARM_TXS_FREE = 0, FARM_TXS_ACTIVE };
 
@@ -47,9 +47,9 @@ struct farm_txr {
 
 struct farm_txw {
 	farm_addr_t addr;
-	uint64_t ver;   /* version read (or of the reservation): LOCK checks it */
-	uint32_t size;  /* the object's payload size */
-	uint32_t img;   /* offset of its whole image in the tx's image buffer */
+	uint64_t ver;  /* version read (or of the reservation): LOCK checks it */
+	uint32_t size; /* the object's payload size */
+	uint32_t img;  /* offset of its whole image in the tx's image buffer */
 	uint32_t flags;
 	uint32_t pad;
 };
@@ -70,14 +70,14 @@ struct farm_tx {
 
 /* The coordinator's view of its ring at participant p. */
 struct farm_txpeer {
-	bool known;         /* log key and geometry read from p's node page */
+	bool known; /* log key and geometry read from p's node page */
 	uint64_t key;
-	uint64_t base;      /* offset of our ring (its control lines) in p's log */
+	uint64_t base; /* offset of our ring (its control lines) in p's log */
 	uint64_t cap;
-	uint64_t tail;      /* next write position */
-	uint64_t head;      /* p's head as last seen: space before it is free */
-	uint64_t trunc;     /* records before this belong to finished txs */
-	uint64_t trunc_sent;/* the trunc p has been told */
+	uint64_t tail;	     /* next write position */
+	uint64_t head;	     /* p's head as last seen: space before it is free */
+	uint64_t trunc;	     /* records before this belong to finished txs */
+	uint64_t trunc_sent; /* the trunc p has been told */
 };
 
 /* The participant's view of the ring coordinator c writes into. */
@@ -90,12 +90,12 @@ struct farm_txring {
 /* One commit's work at one participant. */
 struct farm_txpart {
 	uint8_t nl, ncb;
-	uint8_t l[FARM_TX_MAX_WRITES];  /* write-set entries it leads */
+	uint8_t l[FARM_TX_MAX_WRITES];	/* write-set entries it leads */
 	uint8_t cb[FARM_TX_MAX_WRITES]; /* entries of regions it backs up */
-	uint32_t len_l, len_cb;         /* record lengths (0: none) */
+	uint32_t len_l, len_cb;		/* record lengths (0: none) */
 	uint64_t pos_l, pos_cb, pos_cp;
-	int32_t req;                    /* request slot in flight, -1 */
-	int32_t status;                 /* outcome of the current phase */
+	int32_t req;	/* request slot in flight, -1 */
+	int32_t status; /* outcome of the current phase */
 	uint32_t reason;
 	bool wrote_l, locked, wrote_cb, failed;
 };
@@ -108,8 +108,8 @@ enum { FARM_TXQ_FREE = 0, FARM_TXQ_WAIT, FARM_TXQ_DONE, FARM_TXQ_ABANDONED };
 struct farm_txdone {
 	uint32_t n;
 	uint64_t deadline;
-	uint8_t who[FARM_MAX_MEMBERS];   /* participants */
-	int32_t req[FARM_MAX_MEMBERS];   /* its COMMIT-PRIMARY doorbell, -1 */
+	uint8_t who[FARM_MAX_MEMBERS];	 /* participants */
+	int32_t req[FARM_MAX_MEMBERS];	 /* its COMMIT-PRIMARY doorbell, -1 */
 	uint64_t tail[FARM_MAX_MEMBERS]; /* end of the commit's records there */
 };
 
@@ -129,13 +129,13 @@ struct farm_txdefer {
 /* Counters beyond farm_stats, for tests and benchmarks. */
 struct farm_txstats {
 	uint64_t abort[FARM_ABORT_USER + 1]; /* aborts by reason */
-	uint64_t log_waits;     /* commits that found a log full and waited */
-	uint64_t log_kicks;     /* TRUNC requests sent */
-	uint64_t trunc_flushes; /* idle truncation flushes */
-	uint64_t cb_applied, cb_skipped; /* backup entries applied / older */
-	uint64_t bad_records;   /* malformed or stale records refused */
-	uint64_t cp_failed;     /* COMMIT-PRIMARY not acked (tx committed) */
-	uint64_t locks_refused; /* LOCK records this node refused */
+	uint64_t log_waits;		     /* commits that found a log full and waited */
+	uint64_t log_kicks;		     /* TRUNC requests sent */
+	uint64_t trunc_flushes;		     /* idle truncation flushes */
+	uint64_t cb_applied, cb_skipped;     /* backup entries applied / older */
+	uint64_t bad_records;		     /* malformed or stale records refused */
+	uint64_t cp_failed;		     /* COMMIT-PRIMARY not acked (tx committed) */
+	uint64_t locks_refused;		     /* LOCK records this node refused */
 };
 
 /* Test hook: called in farm_tx_commit after a phase (the hook may

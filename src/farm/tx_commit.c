@@ -33,9 +33,9 @@
 
 #include "tx.h"
 
-#define WR_TAG 0x7478000000000000ull /* "tx" in wr_ids */
-#define TRUNC_FLUSH_NS 200000ull     /* idle this long: tell participants */
-#define KICK_MS 1000                 /* a full log's owner has this long to free it */
+#define WR_TAG	       0x7478000000000000ull /* "tx" in wr_ids */
+#define TRUNC_FLUSH_NS 200000ull	     /* idle this long: tell participants */
+#define KICK_MS	       1000		     /* a full log's owner has this long to free it */
 
 static void retire_wait(struct farm *f, uint32_t keep);
 
@@ -90,7 +90,8 @@ static int req_post(struct farm *f, int peer, uint8_t type, void *buf, uint32_t 
 
 		if (i != UINT32_MAX) {
 			struct farm_txreq *q = &t->req[i];
-			void *ctx = (void *)(uintptr_t)(FARM_TX_CTX_TAG | (uint64_t)q->gen << 32 | i);
+			void *ctx =
+			    (void *)(uintptr_t)(FARM_TX_CTX_TAG | (uint64_t)q->gen << 32 | i);
 			memset(&q->rep, 0, sizeof(q->rep));
 			id = unet_msg_request(f->mep, (unsigned)chan, type, buf, len, &q->rep,
 					      sizeof(q->rep), ctx);
@@ -167,12 +168,11 @@ static void op_failed(struct farm_txs *t, uint64_t wr_id, int status)
 	}
 }
 
-static void post_write(struct farm *f, uint32_t peer, uint64_t off, const void *src,
-		       uint32_t len)
+static void post_write(struct farm *f, uint32_t peer, uint64_t off, const void *src, uint32_t len)
 {
 	struct farm_txs *t = f->tx;
-	int rc = unet_rdma_write(f->rdma, (unsigned)f->peers[peer].chan, t->peer[peer].key, off, src,
-				 len, WR_TAG | peer << 8);
+	int rc = unet_rdma_write(f->rdma, (unsigned)f->peers[peer].chan, t->peer[peer].key, off,
+				 src, len, WR_TAG | peer << 8);
 
 	if (rc == 0)
 		t->posted++;
@@ -299,7 +299,8 @@ static void send_trunc(struct farm *f, uint32_t p)
 	} else {
 		/* After every record it covers (earlier WRITEs of this channel). */
 		__atomic_thread_fence(__ATOMIC_RELEASE);
-		post_write(f, p, tp->base + offsetof(struct farm_logctl, trunc), &tp->trunc_sent, 8);
+		post_write(f, p, tp->base + offsetof(struct farm_logctl, trunc), &tp->trunc_sent,
+			   8);
 	}
 }
 
@@ -333,8 +334,8 @@ static uint64_t claim(struct farm *f, uint32_t p, uint32_t len, uint8_t **dst)
 	bool self = (int)p == f->self_idx;
 
 	if (pos != tp->tail) {
-		uint8_t *pad = self ? t->ring[p].data + (tp->tail & (tp->cap - 1))
-				    : t->stage + t->stage_at;
+		uint8_t *pad =
+		    self ? t->ring[p].data + (tp->tail & (tp->cap - 1)) : t->stage + t->stage_at;
 		struct farm_logrec *r = (struct farm_logrec *)pad;
 		memset(r, 0, sizeof(*r));
 		r->len = (uint32_t)(pos - tp->tail);
@@ -382,8 +383,8 @@ static uint32_t ent_image(const struct farm_txw *w)
 }
 
 /* Build a LOCK (lock = true) or CB record of entries idx[0..n) at dst. */
-static void build_rec(struct farm_tx *tx, uint8_t *dst, uint32_t len, bool lock,
-		      const uint8_t *idx, uint32_t n)
+static void build_rec(struct farm_tx *tx, uint8_t *dst, uint32_t len, bool lock, const uint8_t *idx,
+		      uint32_t n)
 {
 	struct farm *f = tx->f;
 	struct farm_txs *t = f->tx;
@@ -468,8 +469,8 @@ static void plan(struct farm_tx *tx)
 	for (uint32_t k = 0; k < t->ninvolved; k++) {
 		struct farm_txpart *p = &t->part[t->involved[k]];
 		if (p->nl)
-			p->len_l = farm_log_rec_len(p->len_l +
-						    farm_log_pad8(t->nregions * (uint32_t)sizeof(uint32_t)));
+			p->len_l = farm_log_rec_len(
+			    p->len_l + farm_log_pad8(t->nregions * (uint32_t)sizeof(uint32_t)));
 		if (p->ncb)
 			p->len_cb = farm_log_rec_len(p->len_cb);
 	}
@@ -642,8 +643,8 @@ static enum farm_abort_reason lock_phase(struct farm_tx *tx, uint64_t deadline)
 			x->locked = true;
 			continue;
 		}
-		enum farm_abort_reason r = x->status == -EAGAIN ? (enum farm_abort_reason)x->reason
-								: FARM_ABORT_FAILURE;
+		enum farm_abort_reason r =
+		    x->status == -EAGAIN ? (enum farm_abort_reason)x->reason : FARM_ABORT_FAILURE;
 		if (r == FARM_ABORT_NONE || r > FARM_ABORT_USER)
 			r = FARM_ABORT_FAILURE;
 		if (why == FARM_ABORT_NONE || r == FARM_ABORT_FAILURE)
@@ -723,8 +724,8 @@ static void void_backups(struct farm_tx *tx)
 		if (!x->wrote_cb)
 			continue;
 		if ((int)p == f->self_idx) {
-			((struct farm_logrec *)(t->ring[p].data + (x->pos_cb & (tp->cap - 1))))->type =
-				FARM_LOG_VOID;
+			((struct farm_logrec *)(t->ring[p].data + (x->pos_cb & (tp->cap - 1))))
+			    ->type = FARM_LOG_VOID;
 			continue;
 		}
 		/* Bytes 8..15 of the header: len, type, nent. */
@@ -732,8 +733,8 @@ static void void_backups(struct farm_tx *tx)
 		r->len = x->len_cb;
 		r->type = FARM_LOG_VOID;
 		r->nent = 0;
-		post_write(f, p, tp->base + FARM_LOG_CTL + (x->pos_cb & (tp->cap - 1)) + 8,
-			   &r->len, 8);
+		post_write(f, p, tp->base + FARM_LOG_CTL + (x->pos_cb & (tp->cap - 1)) + 8, &r->len,
+			   8);
 		t->stage_at += sizeof(*r);
 	}
 	reap_ops(f);
