@@ -621,7 +621,7 @@ int main(int argc, char **argv)
 			 .duration = 5,
 			 .seed = 1};
 	bool zipf = false;
-	struct result *sum = calloc(1, sizeof(*sum));
+	struct result *sum;
 	double p50 = 0, p99 = 0, p999 = 0, pmax = 0;
 	struct keygen probe;
 	int c, rc = 0;
@@ -710,6 +710,7 @@ int main(int argc, char **argv)
 		o.theta = 0;
 	if (keygen_init(&probe, o.keys, o.ksize, 0, 1) < 0)
 		bad("--keys does not fit in --key-size bytes (\"key:\" + the index)", "");
+	sum = calloc(1, sizeof(*sum));
 	if (!sum)
 		return 1;
 
@@ -736,6 +737,7 @@ int main(int argc, char **argv)
 		else
 			printf("{\"loaded\":%llu,\"ok\":%s}\n", (unsigned long long)o.keys,
 			       rc < 0 ? "false" : "true");
+		free(sum);
 		return rc < 0 ? 1 : 0;
 	}
 	if (o.json) {
@@ -765,5 +767,6 @@ int main(int argc, char **argv)
 		printf("  latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
 		       p50 / 1e3, p99 / 1e3, p999 / 1e3, pmax / 1e3);
 	}
+	free(sum);
 	return rc < 0 ? 1 : 0;
 }
