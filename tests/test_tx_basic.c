@@ -83,16 +83,17 @@ static int node_basics(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 2, n, 20000), 0);
 	/* A partial write inside a tx: bytes past it keep their value. */
+	int other = 1 % n; /* node 2's object (our own when alone) */
 	if (idx == 0) {
 		uint8_t head[10] = {0};
 		FC_CHECK_RC(sh, idx, farm_tx_begin(f, &tx), 0);
-		FC_CHECK_RC(sh, idx, farm_tx_write(tx, sh->addr[8 + 1], head, 10), 0);
+		FC_CHECK_RC(sh, idx, farm_tx_write(tx, sh->addr[8 + other], head, 10), 0);
 		FC_CHECK_RC(sh, idx, farm_tx_commit(tx, NULL), 0);
 	}
 	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 3, n, 20000), 0);
-	FC_CHECK_RC(sh, idx, farm_read(f, sh->addr[8 + 1], back, 300, NULL), 0);
+	FC_CHECK_RC(sh, idx, farm_read(f, sh->addr[8 + other], back, 300, NULL), 0);
 	for (int i = 0; i < 300; i++)
-		FC_CHECK(sh, idx, back[i] == (i < 10 ? 0 : (uint8_t)(i * 7 + 1)));
+		FC_CHECK(sh, idx, back[i] == (i < 10 ? 0 : (uint8_t)(i * 7 + other)));
 
 	/* Read-only: one read (no validation), several (validated). */
 	FC_CHECK_RC(sh, idx, farm_tx_begin(f, &tx), 0);
@@ -114,6 +115,19 @@ static void test_basics(void **state)
 
 	(void)state;
 	fc_config(&cfg, 3, "txb", 1 << 20, 6, 3);
+	assert_int_equal(fc_run(&cfg, node_basics, NULL, NULL, 10000, 30000), 0);
+}
+
+/* One node alone (no backups: no COMMIT-BACKUP at all) and two nodes with
+ * two replicas (every node is the other's only backup). */
+static void test_small_clusters(void **state)
+{
+	struct farm_config cfg;
+
+	(void)state;
+	fc_config(&cfg, 1, "txb1", 1 << 20, 2, 1);
+	assert_int_equal(fc_run(&cfg, node_basics, NULL, NULL, 10000, 30000), 0);
+	fc_config(&cfg, 2, "txb2", 1 << 20, 4, 2);
 	assert_int_equal(fc_run(&cfg, node_basics, NULL, NULL, 10000, 30000), 0);
 }
 
@@ -352,6 +366,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_basics, proc_teardown),
+	    cmocka_unit_test_teardown(test_small_clusters, proc_teardown),
 	    cmocka_unit_test_teardown(test_alloc_free, proc_teardown),
 	    cmocka_unit_test_teardown(test_bad_input, proc_teardown),
 	    cmocka_unit_test_teardown(test_udp, proc_teardown),

@@ -39,7 +39,6 @@ int farm__tx_init(struct farm *f, char *err, size_t errlen)
 	if ((rc = farm__log_init(f, err, errlen)))
 		return rc;
 	t->k = k;
-	t->rep_idx = malloc((size_t)f->map.nregions * k);
 	t->pool = calloc(FARM_TX_POOL, sizeof(*t->pool));
 	t->img_mem = malloc((size_t)FARM_TX_POOL * FARM_TX_MAX_BYTES);
 	/* Records bound to other nodes in one phase: every image goes to one
@@ -49,14 +48,8 @@ int farm__tx_init(struct farm *f, char *err, size_t errlen)
 			    FARM_TX_MAX_WRITES * (sizeof(struct farm_logent) + 8 + 4) + 128) +
 		       (size_t)4 * FARM_MAX_MEMBERS * sizeof(struct farm_logrec);
 	t->stage = aligned_alloc(FARM_LINE, t->stage_len);
-	if (!t->rep_idx || !t->pool || !t->img_mem || !t->stage)
+	if (!t->pool || !t->img_mem || !t->stage)
 		return -ENOMEM;
-	for (uint32_t r = 0; r < f->map.nregions; r++) {
-		const uint32_t *rep = farm_rmap_replicas(&f->map, r);
-		for (uint32_t b = 0; b < k; b++)
-			t->rep_idx[(size_t)r * k + b] =
-			    (uint8_t)farm__config_member(&f->cfg, rep[b]);
-	}
 	for (uint32_t i = 0; i < FARM_TX_POOL; i++) {
 		struct farm_tx *tx = &t->pool[i];
 		tx->magic = FARM_TX_MAGIC;
@@ -83,7 +76,6 @@ void farm__tx_fini(struct farm *f)
 
 	if (!t)
 		return;
-	free(t->rep_idx);
 	free(t->pool);
 	free(t->img_mem);
 	free(t->stage);

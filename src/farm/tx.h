@@ -155,8 +155,7 @@ struct farm_txs {
 
 	/* coordinator (tx_commit.c) */
 	struct farm_txpeer peer[FARM_MAX_MEMBERS];
-	uint8_t *rep_idx; /* region r: its k replicas as member indices */
-	uint32_t k;
+	uint32_t k; /* replicas the stage is sized for */
 	uint8_t *stage;
 	size_t stage_len, stage_at;
 	uint32_t posted; /* one-sided operations not yet reaped */

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "config.h"
 #include "tx.h"
 
 #define WR_TAG	       0x7478000000000000ull /* "tx" in wr_ids */
@@ -436,32 +437,44 @@ static struct farm_txpart *involve(struct farm_txs *t, uint32_t p)
 	return x;
 }
 
-static void plan(struct farm_tx *tx)
+static int plan(struct farm_tx *tx)
 {
-	struct farm_txs *t = tx->f->tx;
+	struct farm *f = tx->f;
+	struct farm_txs *t = f->tx;
+	uint32_t nrep = f->map.k;
 
 	t->ninvolved = 0;
 	t->nregions = 0;
+	if (nrep > t->k) /* more replicas than the stage was sized for */
+		return -EPROTO;
 	for (uint32_t i = 0; i < tx->nwr; i++) {
 		const struct farm_txw *w = &tx->wr[i];
 		uint32_t region = FARM_REGION(w->addr), k;
-		const uint8_t *rep = t->rep_idx + (size_t)region * t->k;
 		uint32_t elen = farm_log_ent_len(ent_image(w));
 		struct farm_txpart *p;
+		int rep[8];
 
+		/* From the current map, not a copy: the map is the
+		 * configuration's, and configurations change. */
+		if (region >= f->map.nregions)
+			return -ENOENT;
+		for (uint32_t b = 0; b < nrep; b++)
+			if ((rep[b] = farm__config_member(
+				 &f->cfg, farm_rmap_replicas(&f->map, region)[b])) < 0)
+				return -EPROTO;
 		for (k = 0; k < t->nregions && t->regions[k] != region; k++)
 			;
 		if (k == t->nregions)
 			t->regions[t->nregions++] = region;
-		p = involve(t, rep[0]);
+		p = involve(t, (uint32_t)rep[0]);
 		p->l[p->nl++] = (uint8_t)i;
 		p->len_l += elen;
 		/* Allocated and freed by this tx: nothing for the backups. */
 		if ((w->flags & (FARM_TXW_ALLOC | FARM_TXW_FREE)) ==
 		    (FARM_TXW_ALLOC | FARM_TXW_FREE))
 			continue;
-		for (uint32_t b = 1; b < t->k; b++) {
-			p = involve(t, rep[b]);
+		for (uint32_t b = 1; b < nrep; b++) {
+			p = involve(t, (uint32_t)rep[b]);
 			p->cb[p->ncb++] = (uint8_t)i;
 			p->len_cb += elen;
 		}
@@ -474,6 +487,7 @@ static void plan(struct farm_tx *tx)
 		if (p->ncb)
 			p->len_cb = farm_log_rec_len(p->len_cb);
 	}
+	return 0;
 }
 
 /* End of this commit's records in p's ring if written from tail on. */
@@ -911,7 +925,8 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 	enum farm_abort_reason r = FARM_ABORT_NONE;
 
 	t->in_commit = true;
-	plan(tx);
+	if (plan(tx))
+		r = FARM_ABORT_FAILURE;
 	for (uint32_t k = 0; k < t->ninvolved && r == FARM_ABORT_NONE; k++)
 		r = reserve_one(f, t->involved[k], deadline);
 	if (r != FARM_ABORT_NONE) {
