@@ -513,9 +513,39 @@ static void test_participant_dies(void **state)
 	assert_int_equal(fc_run(&cfg, node_die, NULL, NULL, 10000, 30000), 0);
 }
 
+/* ---- the log_size key ---------------------------------------------------------------- */
+
+static void test_log_size_config(void **state)
+{
+	static const char *bad[] = {"3K", "5000", "2G", "0", "1Q", "-4K"};
+	struct farm_config cfg, back;
+	char text[512], err[256], out[2048];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "log_size = %s\nmember = 1 a\n", bad[i]);
+		assert_int_equal(farm_config_parse(text, &cfg, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "line 1"));
+		assert_non_null(strstr(err, "log_size"));
+	}
+	assert_int_equal(farm_config_parse("member = 1 a\n", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.log_size, 1u << 20); /* the default */
+	assert_int_equal(
+	    farm_config_parse("log_size = 64K\nmember = 1 a\n", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.log_size, 64u << 10);
+	assert_true(farm_config_format(&cfg, out, sizeof(out)) > 0);
+	assert_non_null(strstr(out, "log_size = 64K"));
+	assert_int_equal(farm_config_parse(out, &back, err, sizeof(err)), 0);
+	assert_int_equal(back.log_size, cfg.log_size);
+	assert_int_equal(farm_config_parse("log_size = 4K\nlog_size = 8K\nmember = 1 a\n", &cfg,
+					   err, sizeof(err)),
+			 -EINVAL); /* twice */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_log_size_config),
 	    cmocka_unit_test_teardown(test_tiny_log, proc_teardown),
 	    cmocka_unit_test_teardown(test_replicas_agree, proc_teardown),
 	    cmocka_unit_test_teardown(test_config_change, proc_teardown),
