@@ -450,7 +450,10 @@ int farm_tx_commit(struct farm_tx *tx, struct farm_tx_result *res)
 		return -EINVAL;
 	if (res)
 		t0 = farm__now_ns();
-	if (tx->doom || tx->config_id != tx->f->config_id) {
+	if (tx->doom || tx->config_id != tx->f->config_id || !farm__serving_now(tx->f)) {
+		/* Doomed, begun in another configuration, or our lease lapsed
+		 * (membership.h): a node that may have been removed commits
+		 * nothing, its regions may be led by others already. */
 		why = tx->doom ? tx->doom : FARM_ABORT_FAILURE;
 		farm__tx_release_allocs(tx);
 	} else if (tx->nwr == 0) {

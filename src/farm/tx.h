@@ -212,7 +212,10 @@ void farm__tx_get_stats(const struct farm *f, struct farm_txstats *st);
 /* Report commits only once every primary acked COMMIT-PRIMARY (true), or
  * as soon as the records are written (false, the default; docs/tx.md). */
 void farm__tx_set_cp_wait(struct farm *f, bool wait);
-/* Tell every participant our truncation points now (one-sided writes). */
+/* Wait for the primaries' acks of every commit reported, then tell every
+ * participant our truncation points (one-sided writes): once every node
+ * has done this and no node commits, the points are final and every
+ * node's farm_poll brings farm__tx_unapplied to 0. */
 void farm__tx_flush(struct farm *f);
 /* Records in this node's rings not yet applied (0: drained). */
 uint64_t farm__tx_unapplied(struct farm *f);

@@ -1005,8 +1005,10 @@ void farm__tx_release_allocs(struct farm_tx *tx)
 
 void farm__tx_flush(struct farm *f)
 {
-	if (f && f->tx) {
-		retire(f);
+	if (f && f->tx && !f->tx->in_commit) {
+		/* Every commit's COMMIT-PRIMARY acked first: then the points
+		 * told are final until the next commit. */
+		retire_wait(f, 0);
 		farm__tx_flush_trunc(f);
 	}
 }
