@@ -49,7 +49,9 @@ int farm__log_init(struct farm *f, char *err, size_t errlen)
 		return rc;
 	}
 	t->log = unet_mr_addr(t->log_mr);
+	t->self_lix = (uint32_t)f->self_idx;
 	for (uint32_t c = 0; c < t->nrings; c++) {
+		t->log_id[c] = f->cfg.members[c].id;
 		t->ring[c].ctl = (struct farm_logctl *)(t->log + c * t->stride);
 		t->ring[c].data = t->log + c * t->stride + FARM_LOG_CTL;
 		t->ring[c].head = 0;
@@ -327,8 +329,11 @@ static void apply_cb(struct farm *f, const struct farm_logrec *rec)
 	const struct farm_logent *e;
 	const uint8_t *img;
 
-	if (rec->config_id != f->config_id || !check_entries(f, rec, 1)) {
-		t->st.bad_records++; /* another configuration: recovery's business */
+	/* No configuration check: a CB record is truncated only once its
+	 * commit is decided. But only into regions we still back up: one we
+	 * lead now, or no longer hold, is recovery's business. */
+	if (!check_entries(f, rec, 1)) {
+		t->st.bad_records++;
 		return;
 	}
 	walk_start(&w, rec);
@@ -431,7 +436,8 @@ int farm__log_flush_replies(struct farm *f)
 	return (int)(i - kept);
 }
 
-/* Member index of the sender of m, checked against the channel it came on. */
+/* Log index of the sender of m (its ring here), checked against the
+ * channel it came on. */
 static int sender(struct farm *f, const struct unet_msg *m)
 {
 	struct farm_wire_hdr h;
@@ -440,7 +446,7 @@ static int sender(struct farm *f, const struct unet_msg *m)
 	memcpy(&h, m->data, sizeof(h));
 	if (peer < 0 || f->peers[peer].id != h.from)
 		return -1;
-	return peer;
+	return farm__tx_lix(f->tx, h.from);
 }
 
 static void on_txlog(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)

@@ -144,11 +144,15 @@ enum { FARM_TXH_LOCKED = 1, FARM_TXH_BACKED_UP };
 typedef void (*farm_tx_hook)(struct farm *f, int phase, void *arg);
 
 struct farm_txs {
-	/* logs (log.c) */
+	/* logs (log.c). Rings, and everything per participant below, go by
+	 * *log index*: a member's index in the configuration the node started
+	 * with, found by member id (configurations re-index members). */
 	struct unet_mr *log_mr;
 	uint8_t *log;
 	uint64_t cap, stride;
 	uint32_t nrings;
+	uint32_t log_id[FARM_MAX_MEMBERS]; /* log index -> member id */
+	uint32_t self_lix;
 	struct farm_txring ring[FARM_MAX_MEMBERS];
 	struct farm_txdefer defer[FARM_TX_DEFER];
 	uint32_t ndefer;
@@ -189,7 +193,17 @@ struct farm_txs {
 	struct farm_txstats st;
 };
 
-/* log.c: the participant. c is the ring (coordinator member index). */
+/* Log index of member `id`, or -1 (a member that joined later has no
+ * ring: recovery's business). */
+static inline int farm__tx_lix(const struct farm_txs *t, uint32_t id)
+{
+	for (uint32_t i = 0; i < t->nrings; i++)
+		if (t->log_id[i] == id)
+			return (int)i;
+	return -1;
+}
+
+/* log.c: the participant. c is the ring (the coordinator's log index). */
 int farm__log_init(struct farm *f, char *err, size_t errlen);
 void farm__log_register(struct farm *f);
 int farm__txp_lock(struct farm *f, uint32_t c, uint64_t pos, uint32_t *reason);

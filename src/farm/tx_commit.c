@@ -40,6 +40,31 @@
 
 static void retire_wait(struct farm *f, uint32_t keep);
 
+/* ---- members by log index (tx.h) ---------------------------------------------------- */
+
+/* Log index p's member in the current configuration, or NULL (removed). */
+static struct farm_peer *peer_of(struct farm *f, uint32_t p)
+{
+	int i = farm__config_member(&f->cfg, f->tx->log_id[p]);
+
+	return i < 0 ? NULL : &f->peers[i];
+}
+
+static int chan_of(struct farm *f, uint32_t p)
+{
+	const struct farm_peer *x = peer_of(f, p);
+
+	return x ? x->chan : -1;
+}
+
+/* Log index of the member at current index i, or -1. */
+static int lix_of_idx(struct farm *f, int i)
+{
+	if (i < 0 || (uint32_t)i >= f->cfg.nmembers)
+		return -1;
+	return farm__tx_lix(f->tx, f->cfg.members[i].id);
+}
+
 /* ---- requests -------------------------------------------------------------------- */
 
 static void req_release(struct farm_txs *t, uint32_t i)
@@ -80,7 +105,7 @@ static int req_post(struct farm *f, int peer, uint8_t type, void *buf, uint32_t 
 		    uint64_t deadline)
 {
 	struct farm_txs *t = f->tx;
-	int chan = f->peers[peer].chan;
+	int chan = chan_of(f, (uint32_t)peer);
 
 	if (chan < 0)
 		return -ENOTCONN;
@@ -172,8 +197,10 @@ static void op_failed(struct farm_txs *t, uint64_t wr_id, int status)
 static void post_write(struct farm *f, uint32_t peer, uint64_t off, const void *src, uint32_t len)
 {
 	struct farm_txs *t = f->tx;
-	int rc = unet_rdma_write(f->rdma, (unsigned)f->peers[peer].chan, t->peer[peer].key, off,
-				 src, len, WR_TAG | peer << 8);
+	int chan = chan_of(f, peer);
+	int rc = chan < 0 ? -ENOTCONN
+			  : unet_rdma_write(f->rdma, (unsigned)chan, t->peer[peer].key, off, src,
+					    len, WR_TAG | peer << 8);
 
 	if (rc == 0)
 		t->posted++;
@@ -226,12 +253,15 @@ int farm__tx_read_word(struct farm *f, uint32_t region, uint64_t off, uint64_t *
 {
 	struct farm_txs *t = f->tx;
 	const struct farm_region *r = &f->regions[region];
-	uint32_t peer = (uint32_t)r->peer;
+	int lix = lix_of_idx(f, r->peer);
+	uint32_t peer = (uint32_t)lix;
 
 	if (r->local) {
 		*w = farm_word_load(r->local + off);
 		return 0;
 	}
+	if (lix < 0)
+		return -ECONNRESET;
 	t->part[peer].failed = false;
 	post_read(f, peer, r->chan, r->key, off, w, 8);
 	reap_ops(f);
@@ -246,18 +276,21 @@ static int peer_known(struct farm *f, uint32_t p)
 	struct farm_txs *t = f->tx;
 	struct farm_txpeer *tp = &t->peer[p];
 	uint64_t *pi = t->pageinfo[p];
+	const struct farm_peer *x;
 
 	if (tp->known)
 		return 0;
-	if ((int)p == f->self_idx) { /* our own ring: stored in place */
+	if (p == t->self_lix) { /* our own ring: stored in place */
 		tp->key = unet_mr_key(t->log_mr);
 		tp->cap = t->cap;
 		tp->base = (uint64_t)p * t->stride;
 		tp->known = true;
 		return 0;
 	}
+	if (!(x = peer_of(f, p)))
+		return -ECONNRESET;
 	t->part[p].failed = false;
-	post_read(f, p, f->peers[p].chan, f->peers[p].page_key, FARM_PAGE_LOG_OFF, pi, 24);
+	post_read(f, p, x->chan, x->page_key, FARM_PAGE_LOG_OFF, pi, 24);
 	reap_ops(f);
 	if (t->part[p].failed)
 		return t->part[p].status;
@@ -265,7 +298,7 @@ static int peer_known(struct farm *f, uint32_t p)
 		return -EPROTO;
 	tp->key = pi[0];
 	tp->cap = pi[1];
-	tp->base = (uint64_t)f->self_idx * (FARM_LOG_CTL + tp->cap);
+	tp->base = (uint64_t)t->self_lix * (FARM_LOG_CTL + tp->cap);
 	tp->known = true;
 	return 0;
 }
@@ -276,12 +309,12 @@ static int refresh_head(struct farm *f, uint32_t p)
 	struct farm_txs *t = f->tx;
 	struct farm_txpeer *tp = &t->peer[p];
 
-	if ((int)p == f->self_idx) {
+	if (p == f->tx->self_lix) {
 		tp->head = t->ring[p].head;
 		return 0;
 	}
 	t->part[p].failed = false;
-	post_read(f, p, f->peers[p].chan, tp->key, tp->base + offsetof(struct farm_logctl, head),
+	post_read(f, p, chan_of(f, p), tp->key, tp->base + offsetof(struct farm_logctl, head),
 		  &tp->head, 8);
 	reap_ops(f);
 	return t->part[p].failed ? t->part[p].status : 0;
@@ -295,7 +328,7 @@ static void send_trunc(struct farm *f, uint32_t p)
 	if (tp->trunc == tp->trunc_sent)
 		return;
 	tp->trunc_sent = tp->trunc;
-	if ((int)p == f->self_idx) {
+	if (p == f->tx->self_lix) {
 		__atomic_store_n(&f->tx->ring[p].ctl->trunc, tp->trunc, __ATOMIC_RELEASE);
 	} else {
 		/* After every record it covers (earlier WRITEs of this channel). */
@@ -313,7 +346,7 @@ void farm__tx_flush_trunc(struct farm *f)
 		return;
 	for (uint32_t p = 0; p < t->nrings; p++)
 		if (t->peer[p].known && t->peer[p].trunc != t->peer[p].trunc_sent &&
-		    ((int)p == f->self_idx || f->peers[p].chan >= 0)) {
+		    (p == t->self_lix || chan_of(f, p) >= 0)) {
 			t->part[p].failed = false;
 			send_trunc(f, p);
 		}
@@ -332,7 +365,7 @@ static uint64_t claim(struct farm *f, uint32_t p, uint32_t len, uint8_t **dst)
 	struct farm_txs *t = f->tx;
 	struct farm_txpeer *tp = &t->peer[p];
 	uint64_t pos = farm_log_place(tp->tail, len, tp->cap);
-	bool self = (int)p == f->self_idx;
+	bool self = p == f->tx->self_lix;
 
 	if (pos != tp->tail) {
 		uint8_t *pad =
@@ -365,7 +398,7 @@ static void commit_rec(struct farm *f, uint32_t p, uint64_t pos, uint8_t *dst, u
 	struct farm_txpeer *tp = &t->peer[p];
 	struct farm_logrec *r = (struct farm_logrec *)dst;
 
-	if ((int)p == f->self_idx) {
+	if (p == f->tx->self_lix) {
 		__atomic_store_n(&r->tag, pos + 1, __ATOMIC_RELEASE);
 		return;
 	}
@@ -459,8 +492,7 @@ static int plan(struct farm_tx *tx)
 		if (region >= f->map.nregions)
 			return -ENOENT;
 		for (uint32_t b = 0; b < nrep; b++)
-			if ((rep[b] = farm__config_member(
-				 &f->cfg, farm_rmap_replicas(&f->map, region)[b])) < 0)
+			if ((rep[b] = farm__tx_lix(t, farm_rmap_replicas(&f->map, region)[b])) < 0)
 				return -EPROTO;
 		for (k = 0; k < t->nregions && t->regions[k] != region; k++)
 			;
@@ -530,7 +562,7 @@ static enum farm_abort_reason reserve_one(struct farm *f, uint32_t p, uint64_t d
 	retire_wait(f, 0);
 	if (tp->trunc != tp->tail) /* a commit whose primary never acked */
 		return FARM_ABORT_LOG_FULL;
-	if ((int)p == f->self_idx) {
+	if (p == f->tx->self_lix) {
 		send_trunc(f, p);
 		farm__txp_apply(f, p);
 		tp->head = t->ring[p].head;
@@ -578,7 +610,7 @@ static void abort_primaries(struct farm_tx *tx, uint64_t deadline)
 		if (!x->wrote_l || !(x->locked || x->status == -ETIMEDOUT))
 			continue;
 		x->locked = false;
-		if ((int)p == f->self_idx) {
+		if (p == f->tx->self_lix) {
 			farm__txp_abort(f, p, x->pos_l);
 			continue;
 		}
@@ -604,7 +636,7 @@ static int send_doorbells(struct farm_tx *tx, uint32_t op, bool cp, uint64_t dea
 		struct farm_txpart *x = &t->part[p];
 		struct farm_wire_txlog m;
 
-		if (!x->nl || (int)p == f->self_idx || x->failed)
+		if (!x->nl || p == f->tx->self_lix || x->failed)
 			continue;
 		memset(&m, 0, sizeof(m));
 		m.op = op;
@@ -639,7 +671,7 @@ static enum farm_abort_reason lock_phase(struct farm_tx *tx, uint64_t deadline)
 		build_rec(tx, dst, x->len_l, true, x->l, x->nl);
 		commit_rec(f, p, x->pos_l, dst, x->len_l);
 		x->wrote_l = true;
-		if ((int)p == f->self_idx)
+		if (p == f->tx->self_lix)
 			self = (int)p;
 	}
 	reap_ops(f);
@@ -695,7 +727,13 @@ int farm__tx_validate(struct farm_tx *tx, enum farm_abort_reason *why)
 			t->vword[i] = farm_word_load(r->local + FARM_OFFSET(rd->addr));
 			continue;
 		}
-		uint32_t peer = (uint32_t)r->peer;
+		int lix = lix_of_idx(f, r->peer);
+		if (lix < 0) { /* its primary has no ring here: another configuration */
+			*why = FARM_ABORT_FAILURE;
+			reap_ops(f);
+			return -EAGAIN;
+		}
+		uint32_t peer = (uint32_t)lix;
 		if (!(asked & (1ull << peer))) {
 			asked |= 1ull << peer;
 			t->part[peer].failed = false;
@@ -737,7 +775,7 @@ static void void_backups(struct farm_tx *tx)
 		struct farm_txpeer *tp = &t->peer[p];
 		if (!x->wrote_cb)
 			continue;
-		if ((int)p == f->self_idx) {
+		if (p == f->tx->self_lix) {
 			((struct farm_logrec *)(t->ring[p].data + (x->pos_cb & (tp->cap - 1))))
 			    ->type = FARM_LOG_VOID;
 			continue;
@@ -771,20 +809,23 @@ static enum farm_abort_reason backup_phase(struct farm_tx *tx)
 		build_rec(tx, dst, x->len_cb, false, x->cb, x->ncb);
 		commit_rec(f, p, x->pos_cb, dst, x->len_cb);
 		x->wrote_cb = true;
-		if ((int)p != f->self_idx) /* the fence: p still in our configuration */
-			post_read(f, p, f->peers[p].chan, f->peers[p].page_key,
-				  FARM_PAGE_CONFIG_OFF, &t->vcfg[p], 8);
+		const struct farm_peer *xp = peer_of(f, p);
+		if (p != t->self_lix && xp) /* the fence: p still in our configuration */
+			post_read(f, p, xp->chan, xp->page_key, FARM_PAGE_CONFIG_OFF, &t->vcfg[p],
+				  8);
+		else if (p != t->self_lix)
+			op_failed(t, WR_TAG | p << 8, -ECONNRESET);
 	}
 	reap_ops(f);
 	for (uint32_t k = 0; k < t->ninvolved; k++) {
 		uint32_t p = t->involved[k];
 		struct farm_txpart *x = &t->part[p];
-		if (!x->ncb || (int)p == f->self_idx)
+		if (!x->ncb || p == f->tx->self_lix)
 			continue;
 		/* On shm a WRITE lands in the memory of a peer that died; msg
 		 * learns of the death at once. */
-		if (x->failed || farm_fence_read(f->config_id, t->vcfg[p]) ||
-		    unet_msg_status(f->mep, (unsigned)f->peers[p].chan) != 0)
+		if (x->failed || farm_fence_read(f->config_id, t->vcfg[p]) || chan_of(f, p) < 0 ||
+		    unet_msg_status(f->mep, (unsigned)chan_of(f, p)) != 0)
 			return FARM_ABORT_FAILURE;
 	}
 	return FARM_ABORT_NONE;
@@ -818,7 +859,7 @@ static void primary_phase(struct farm_tx *tx, uint64_t deadline)
 		r->ref = x->pos_l;
 		r->coord = f->self;
 		commit_rec(f, p, x->pos_cp, dst, sizeof(*r));
-		if ((int)p == f->self_idx)
+		if (p == f->tx->self_lix)
 			self = (int)p;
 	}
 	reap_ops(f);
@@ -865,7 +906,7 @@ static int retire(struct farm *f)
 				}
 			}
 			t->peer[p].trunc = d->tail[k];
-			if ((int)p == f->self_idx)
+			if (p == f->tx->self_lix)
 				send_trunc(f, p);
 			else
 				t->trunc_dirty = true;
@@ -969,8 +1010,9 @@ void farm__tx_release_allocs(struct farm_tx *tx)
 	t->ninvolved = 0;
 	for (uint32_t i = 0; i < tx->nwr; i++) {
 		const struct farm_txw *w = &tx->wr[i];
-		if (w->flags & FARM_TXW_ALLOC)
-			involve(t, (uint32_t)f->regions[FARM_REGION(w->addr)].peer);
+		int lix = lix_of_idx(f, f->regions[FARM_REGION(w->addr)].peer);
+		if ((w->flags & FARM_TXW_ALLOC) && lix >= 0)
+			involve(t, (uint32_t)lix);
 	}
 	for (uint32_t k = 0; k < t->ninvolved; k++) {
 		uint32_t p = t->involved[k];
@@ -978,9 +1020,9 @@ void farm__tx_release_allocs(struct farm_tx *tx)
 		for (uint32_t i = 0; i < tx->nwr; i++) {
 			const struct farm_txw *w = &tx->wr[i];
 			if (!(w->flags & FARM_TXW_ALLOC) ||
-			    (uint32_t)f->regions[FARM_REGION(w->addr)].peer != p)
+			    lix_of_idx(f, f->regions[FARM_REGION(w->addr)].peer) != (int)p)
 				continue;
-			if ((int)p == f->self_idx) {
+			if (p == f->tx->self_lix) {
 				farm__txp_release(f, w->addr, w->ver, w->size);
 				continue;
 			}
