@@ -7,10 +7,11 @@
 #      median commit <= 20 us).
 #   2. bank: `farm bench tx --workload bank` the same way (throughput, aborts,
 #      the final audit of the total).
-#   3. bank correctness: test_tx_bank's spread run with BANK_TXS per node so
-#      that the three nodes issue >= TXS transactions (default 1000000), every
-#      one recorded and the merged history checked for strict serializability
-#      (bar: 0 invariant violations, 0 checker anomalies). BANK_SEED replays.
+#   3. bank correctness: test_tx_bank's spread run with BANK_COMMITS per node
+#      so that the three nodes commit >= TXS transactions (default 1000000),
+#      every attempt recorded and the merged history checked for strict
+#      serializability (bar: 0 invariant violations, 0 checker anomalies).
+#      BANK_SEED replays.
 # Usage: bench/farm_tx.sh BUILD_DIR. Env: RUNS, SECS, SUBS (TATP subscribers,
 # default 10000), ACCOUNTS (bank, default 1000), TXS, SKIP_CHECK=1 (skip 3).
 # The machine load is printed before every run: the bars are about a 2-core
@@ -83,8 +84,8 @@ if [ ! -x "$BUILD/test_tx_bank" ]; then
 fi
 per=$(((TXS + 2) / 3))
 echo
-echo "---- bank correctness: 3 nodes x $per transactions, history checked (load $(load))"
+echo "---- bank correctness: 3 nodes x $per committed transactions, history checked (load $(load))"
 # Only the spread run, long: no time bound short of an hour.
-BANK_TXS=$per BANK_MS=3600000 "$BUILD/test_tx_bank" test_bank_spread \
+BANK_COMMITS=$per BANK_MS=3600000 "$BUILD/test_tx_bank" test_bank_spread \
 	2>&1 | tee "$OUT/farm-tx-bank-check.txt"
 grep -q "PASSED.*1 test" "$OUT/farm-tx-bank-check.txt"

@@ -14,9 +14,10 @@
  * non-transactional read-modify-write racing a committed transfer, and the
  * checker and the audit must both catch it.
  *
- * Randomised: the seed is printed, BANK_SEED=n replays it. BANK_TXS (per
- * node) and BANK_MS (time bound) lengthen a run: bench/farm_tx.sh runs a
- * million transactions through this program that way. */
+ * Randomised: the seed is printed, BANK_SEED=n replays it. BANK_TXS (attempts
+ * per node), BANK_COMMITS (committed transactions per node to reach) and
+ * BANK_MS (time bound) lengthen a run: bench/farm_tx.sh runs a million
+ * committed transactions through this program that way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@
 struct bank_run {
 	uint32_t accounts, max_transfer, audit_pct;
 	uint64_t txs;	  /* per node, at most */
+	uint64_t commits; /* per node: stop once this many committed (0: no target) */
 	uint64_t min_txs; /* per node, at least (else the run failed to run) */
 	uint32_t max_ms;  /* per node, at most (a loaded machine shortens the run) */
 	uint64_t seed;
@@ -183,7 +185,8 @@ static int node_bank(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			return rc;
 	} else {
 		uint64_t t0 = proc_now_ms(), stop = t0 + br->max_ms, report = t0 + PROGRESS_MS;
-		for (uint64_t i = 0; i < br->txs; i++) {
+		for (uint64_t i = 0; i < br->txs && (!br->commits || st->committed < br->commits);
+		     i++) {
 			int rc = farm_bank_step(b, st);
 			if (rc < 0) {
 				sh->count[idx][C_LAST_ERROR] = (uint64_t)-rc;
@@ -195,9 +198,10 @@ static int node_bank(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			if (i >= br->min_txs && now >= stop)
 				break;
 			if (now >= report) { /* long runs (bench/farm_tx.sh) say how far */
-				fprintf(stderr, "node %d: %llu of %llu transactions, %.0f s\n",
-					idx + 1, (unsigned long long)i, (unsigned long long)br->txs,
-					(double)(now - t0) / 1e3);
+				fprintf(
+				    stderr, "node %d: %llu transactions, %llu committed, %.0f s\n",
+				    idx + 1, (unsigned long long)i,
+				    (unsigned long long)st->committed, (double)(now - t0) / 1e3);
 				report = now + PROGRESS_MS;
 			}
 		}
@@ -267,9 +271,9 @@ static struct fc_shared *run_bank(struct bank_run *br, struct hist_report *rep)
 	for (int i = 0; i < NODES; i++)
 		hist_log_init(&br->logs[i], mem + per * (size_t)i, per);
 	print_message("seed %llu (BANK_SEED=%llu replays it): %u accounts, up to %llu txs per "
-		      "node, %u%% audits%s\n",
+		      "node (until %llu committed), %u%% audits%s\n",
 		      (unsigned long long)br->seed, (unsigned long long)br->seed, br->accounts,
-		      (unsigned long long)br->txs, br->audit_pct,
+		      (unsigned long long)br->txs, (unsigned long long)br->commits, br->audit_pct,
 		      br->sabotage ? ", sabotaged" : "");
 	/* 2 regions per node, small: accounts land on every primary. */
 	fc_config(&cfg, NODES, "fbank", 1 << 20, 2 * NODES, 3);
@@ -324,6 +328,7 @@ static void expect_clean(const struct bank_run *br, struct fc_shared *sh,
 		assert_int_equal(sh->count[i][C_VIOLATIONS], 0);
 		assert_int_equal(sh->count[i][C_DROPPED], 0);
 		assert_true(sh->count[i][C_ATTEMPTS] >= br->min_txs);
+		assert_true(sh->count[i][C_COMMITTED] >= br->commits);
 		committed += sh->count[i][C_COMMITTED];
 	}
 	assert_int_equal(rep->anomalies, 0);
@@ -337,10 +342,13 @@ static void expect_clean(const struct bank_run *br, struct fc_shared *sh,
  * snapshot of the whole bank every few transactions. */
 static void test_bank_spread(void **state)
 {
+	uint64_t commits = env_u64("BANK_COMMITS", 0);
 	struct bank_run br = {.accounts = 60,
 			      .max_transfer = 400000, /* overdrafts happen: rollbacks */
 			      .audit_pct = 5,
-			      .txs = env_u64("BANK_TXS", 3000),
+			      /* room in the logs for aborts on the way to `commits` */
+			      .txs = commits ? 2 * commits : env_u64("BANK_TXS", 3000),
+			      .commits = commits,
 			      .min_txs = 200,
 			      .max_ms = (uint32_t)env_u64("BANK_MS", 20000),
 			      .seed = pick_seed()};
