@@ -350,7 +350,7 @@ static void test_bank_spread(void **state)
 			      .txs = commits ? 2 * commits : env_u64("BANK_TXS", 3000),
 			      .commits = commits,
 			      .min_txs = 200,
-			      .max_ms = (uint32_t)env_u64("BANK_MS", 20000),
+			      .max_ms = (uint32_t)env_u64("BANK_MS", 12000),
 			      .seed = pick_seed()};
 	struct hist_report rep;
 	struct fc_shared *sh = run_bank(&br, &rep);
@@ -368,7 +368,7 @@ static void test_bank_hot(void **state)
 			      .audit_pct = 10,
 			      .txs = env_u64("BANK_TXS", 2000),
 			      .min_txs = 200,
-			      .max_ms = (uint32_t)env_u64("BANK_MS", 15000),
+			      .max_ms = (uint32_t)env_u64("BANK_MS", 10000),
 			      .seed = pick_seed()};
 	struct hist_report rep;
 	struct fc_shared *sh = run_bank(&br, &rep);
