@@ -213,10 +213,13 @@ def talk(port, data, caps, sentinel=True):
     if sentinel:
         s.sendall(b"version\r\n")
     out = b""
+    # the sentinel's reply is the last of this many VERSION lines (a case
+    # may send `version` itself, and the replies may arrive in pieces)
+    want = data.count(b"version\r\n") + 1
     deadline = time.time() + 3.0
     while time.time() < deadline:
         m = re.search(rb"VERSION [^\r\n]*\r\n$", out)
-        if m:
+        if m and len(re.findall(rb"VERSION [^\r\n]*\r\n", out)) >= want:
             out = out[:m.start()]
             break
         try:
