@@ -27,6 +27,10 @@ struct farm_replica {
 	struct unet_mr *mr;
 	uint8_t *base;
 	struct farm_slab slab; /* primary only */
+	/* Re-replication: a backup being filled from its primary. Until it
+	 * is cleared, log.c stops applying a ring at the first CB record
+	 * that touches this replica (applied after the copy, newer wins). */
+	bool copying;
 };
 
 /* What this node knows about every region (indexed by region id). */
