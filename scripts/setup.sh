@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev libcmocka-d
       libelf-dev zlib1g-dev iproute2 ethtool ucx-utils zookeeper libzookeeper-mt-dev)
 # peers of the KV benchmark and the memcached conformance test
 pkgs+=(redis-server memcached libmemcached-tools)
+# the PNG plot of `farm bench recovery` (optional: the tool prints the curve without it)
+pkgs+=(gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do

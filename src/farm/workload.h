@@ -49,6 +49,25 @@ uint64_t farm_lat_pct(const struct farm_lat *l, double p);
 uint64_t farm_lat_bucket_mid(uint32_t i);
 void farm_lat_merge(struct farm_lat *into, const struct farm_lat *from);
 
+/* ---- committed transactions per millisecond (recovery curves) ----
+ * A fixed ring of one-millisecond buckets of CLOCK_MONOTONIC (system-wide,
+ * so several processes' rings merge by absolute time): slot ms % N counts
+ * the commits that ended in millisecond ms. `last_ms` is the newest
+ * millisecond written; slots are cleared as time moves past them, so the
+ * ring always holds (last_ms - N, last_ms]. No allocation on the path. */
+
+#define FARM_WL_TL_MS 8192u
+
+struct farm_wl_timeline {
+	uint64_t last_ms;
+	uint32_t n[FARM_WL_TL_MS];
+};
+
+void farm_wl_timeline_add(struct farm_wl_timeline *t, uint64_t now_ns);
+/* Commits in millisecond `ms` (0 for one older than the ring holds, or
+ * one not reached yet). */
+uint32_t farm_wl_timeline_get(const struct farm_wl_timeline *t, uint64_t ms);
+
 /* ---- what a run counts ---- */
 
 #define FARM_WL_TYPES 8
@@ -65,6 +84,7 @@ struct farm_wl_stats {
 	struct farm_lat commit;	   /* farm_tx_commit of committed transactions */
 	struct farm_lat commit_rw; /* the same, transactions that wrote */
 	struct farm_lat tx;	   /* begin to commit returned, committed ones */
+	struct farm_wl_timeline *timeline; /* commits per ms, when the caller set one */
 };
 
 /* ---- history records (the layout of tests/helpers/history.h) ---- */

@@ -3,7 +3,8 @@
  * needs no allocation and merges across nodes (log-linear buckets: exact
  * below 32 ns, then 32 buckets per power of two, so a percentile is within
  * ~3%), how an attempt ends and is counted, the clock and the random
- * stream.
+ * stream; and the per-millisecond commit timeline that `farm bench
+ * recovery` draws its curve from.
  */
 #include <errno.h>
 #include <time.h>
@@ -78,6 +79,30 @@ void farm_lat_merge(struct farm_lat *into, const struct farm_lat *from)
 		into->max = from->max;
 }
 
+void farm_wl_timeline_add(struct farm_wl_timeline *t, uint64_t now_ns)
+{
+	uint64_t ms = now_ns / 1000000u;
+
+	if (ms > t->last_ms) {
+		/* Clear the slots time moved past (at most the whole ring). */
+		uint64_t from =
+		    ms - t->last_ms > FARM_WL_TL_MS ? ms - FARM_WL_TL_MS + 1 : t->last_ms + 1;
+		for (uint64_t m = from; m <= ms; m++)
+			t->n[m % FARM_WL_TL_MS] = 0;
+		t->last_ms = ms;
+	} else if (t->last_ms - ms >= FARM_WL_TL_MS) {
+		return; /* older than the ring */
+	}
+	t->n[ms % FARM_WL_TL_MS]++;
+}
+
+uint32_t farm_wl_timeline_get(const struct farm_wl_timeline *t, uint64_t ms)
+{
+	if (ms > t->last_ms || t->last_ms - ms >= FARM_WL_TL_MS)
+		return 0;
+	return t->n[ms % FARM_WL_TL_MS];
+}
+
 uint64_t farm_wl_now_ns(void)
 {
 	struct timespec ts;
@@ -118,6 +143,8 @@ int farm_wl_end(struct farm_tx *tx, int rc, bool rollback, bool wrote, int type,
 		if (wrote)
 			farm_lat_add(&st->commit_rw, res.commit_ns);
 		farm_lat_add(&st->tx, *end_ns - start_ns);
+		if (st->timeline)
+			farm_wl_timeline_add(st->timeline, *end_ns);
 	} else if (rc == 1) {
 		st->rolled_back++;
 	} else if (rc == -EAGAIN) {

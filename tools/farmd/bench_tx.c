@@ -9,6 +9,7 @@
  *   bench tx status                            counters; everything once done
  *   bench tx stop                              end a run early
  *   bench tx audit ROOT                        the bank's total, by plain reads
+ *   bench tx timeline [FROM_MS TO_MS]          commits per CLOCK_MONOTONIC ms
  *
  * A run does not hold the admin command: `start` returns at once and the
  * progress loop calls bench_tx_slice(), which runs transactions for about a
@@ -18,6 +19,11 @@
  * same run on several nodes and merges their results: counters add up and
  * latency histograms are sent sparsely ([value, count] per bucket used) so
  * percentiles over all nodes are exact to the bucket.
+ *
+ * Every run also counts its commits per millisecond of CLOCK_MONOTONIC
+ * (struct farm_wl_timeline, the last ~8 s) and notes when the node moved
+ * to a new configuration (seen between slices): `farm bench recovery`
+ * merges the survivors' timelines by absolute time around a kill -9.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,8 +33,9 @@
 #include "farmd.h"
 #include "proto.h"
 
-#define SLICE_NS   1000000u /* transactions per slice: about this long */
-#define MAX_ERRORS 1000	    /* a run that keeps failing stops */
+#define SLICE_NS    1000000u /* transactions per slice: about this long */
+#define MAX_ERRORS  1000     /* a run that keeps failing stops */
+#define MAX_CONFIGS 16	     /* configuration changes remembered per run */
 
 struct bench_tx {
 	const char *name; /* "bank" | "tatp" */
@@ -39,7 +46,23 @@ struct bench_tx {
 	uint64_t seed, t0, until, t1;
 	int error;
 	struct farm_wl_stats st;
+	struct farm_wl_timeline tl;
+	/* configurations this run saw: [0] the one it started in */
+	uint32_t nconfigs;
+	uint64_t config_id[MAX_CONFIGS], config_ns[MAX_CONFIGS];
 };
+
+/* A configuration change, noticed between slices (farmd_zk_poll adopts
+ * them right after a slice): the time is when the next slice began. */
+static void note_config(struct bench_tx *b, uint64_t id, uint64_t now)
+{
+	if (b->nconfigs && b->config_id[b->nconfigs - 1] == id)
+		return;
+	if (b->nconfigs == MAX_CONFIGS)
+		return;
+	b->config_id[b->nconfigs] = id;
+	b->config_ns[b->nconfigs++] = now;
+}
 
 static const char *const reasons[8] = {"none", "locked",   "changed", "validate",
 				       "read", "log_full", "failure", "user"};
@@ -84,6 +107,7 @@ int bench_tx_slice(struct farmd *d)
 	if (!b || !b->running)
 		return 0;
 	now = farm_wl_now_ns();
+	note_config(b, farm_config_id(d->f), now);
 	until = now + SLICE_NS < b->until ? now + SLICE_NS : b->until;
 	do {
 		int rc =
@@ -202,7 +226,9 @@ static int cmd_start(struct farmd *d, int n, char **tok, struct sbuf *out)
 	}
 	if (bank)
 		farm_bank_set_params(b->bank, (uint32_t)maxt, (uint32_t)audit);
+	b->st.timeline = &b->tl;
 	b->t0 = farm_wl_now_ns();
+	note_config(b, farm_config_id(d->f), b->t0);
 	b->until = b->t0 + secs * 1000000000ull;
 	b->running = true;
 	farmd_log(FARMD_INFO, "bench tx %s: %llu s, seed %llu", b->name, (unsigned long long)secs,
@@ -304,6 +330,60 @@ static int cmd_audit(struct farmd *d, int n, char **tok, struct sbuf *out)
 	return 0;
 }
 
+/* Commits per millisecond over [FROM_MS, TO_MS] (CLOCK_MONOTONIC ms, at
+ * most the ring; default: all of it), and the configurations seen. */
+static int cmd_timeline(struct farmd *d, int n, char **tok, struct sbuf *out)
+{
+	struct bench_tx *b = d->btx;
+	uint64_t now_ms = farm_wl_now_ns() / 1000000u, from, to;
+
+	if (n != 3 && n != 5)
+		return cmd_error(out, -EINVAL, "usage: bench tx timeline [FROM_MS TO_MS]");
+	if (!b)
+		return cmd_error(out, -ENOENT, "bench tx timeline: no run on node %u", d->id);
+	to = now_ms;
+	from = now_ms >= FARM_WL_TL_MS ? now_ms - FARM_WL_TL_MS + 1 : 0;
+	if (n == 5) {
+		uint64_t f, t;
+		if (parse_u64(tok[3], 0, UINT64_MAX, &f) < 0 ||
+		    parse_u64(tok[4], 0, UINT64_MAX, &t) < 0 || f > t)
+			return cmd_error(out, -EINVAL,
+					 "bench tx timeline: FROM_MS and TO_MS must be "
+					 "milliseconds, FROM_MS <= TO_MS");
+		if (t - f >= FARM_WL_TL_MS)
+			return cmd_error(out, -E2BIG, "bench tx timeline: at most %u ms at a time",
+					 FARM_WL_TL_MS);
+		from = f;
+		to = t;
+	}
+	/* A millisecond older than the ring is unknown, not zero: say from
+	 * where the counts are real. */
+	uint64_t oldest = b->tl.last_ms >= FARM_WL_TL_MS ? b->tl.last_ms - FARM_WL_TL_MS + 1 : 0;
+	uint64_t t0_ms = b->t0 / 1000000u;
+	if (oldest < t0_ms)
+		oldest = t0_ms;
+	if (from < oldest)
+		from = oldest;
+	if (to > now_ms)
+		to = now_ms;
+	sb_printf(out,
+		  "{\"ok\":true,\"node\":%u,\"running\":%s,\"now_ms\":%llu,\"start_ms\":%llu,"
+		  "\"end_ms\":%llu,\"from_ms\":%llu,\"counts\":[",
+		  d->id, b->running ? "true" : "false", (unsigned long long)now_ms,
+		  (unsigned long long)t0_ms,
+		  (unsigned long long)((b->running ? farm_wl_now_ns() : b->t1) / 1000000u),
+		  (unsigned long long)from);
+	sb_reserve(out, from <= to ? (size_t)(to - from + 1) * 4 : 0);
+	for (uint64_t ms = from; ms <= to && from <= to; ms++)
+		sb_printf(out, "%s%u", ms > from ? "," : "", farm_wl_timeline_get(&b->tl, ms));
+	sb_printf(out, "],\"configs\":[");
+	for (uint32_t i = 0; i < b->nconfigs; i++)
+		sb_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)b->config_id[i],
+			  (unsigned long long)b->config_ns[i]);
+	sb_printf(out, "]}\n");
+	return 0;
+}
+
 int bench_tx_cmd(struct farmd *d, int n, char **tok, struct sbuf *out)
 {
 	if (n >= 3 && strcmp(tok[2], "load") == 0)
@@ -322,6 +402,8 @@ int bench_tx_cmd(struct farmd *d, int n, char **tok, struct sbuf *out)
 	}
 	if (n >= 3 && strcmp(tok[2], "audit") == 0)
 		return cmd_audit(d, n, tok, out);
+	if (n >= 3 && strcmp(tok[2], "timeline") == 0)
+		return cmd_timeline(d, n, tok, out);
 	return cmd_error(out, -EINVAL,
-			 "usage: bench tx load|start|status|stop|audit ... (see proto.h)");
+			 "usage: bench tx load|start|status|stop|audit|timeline ... (see proto.h)");
 }
