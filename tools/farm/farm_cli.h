@@ -7,7 +7,7 @@
  * inspects and stops local clusters; netns.c builds and removes their
  * network namespaces; spawn.c starts one farmd; client.c talks to a node's
  * admin socket; mem.c is alloc/read/write/free/bench; bench_tx.c is
- * `bench tx`; json.c reads replies.
+ * `bench tx`; bench_recovery.c is `bench recovery`; json.c reads replies.
  *
  * Exit codes everywhere: 0 success, 1 runtime failure, 2 bad arguments.
  */
@@ -136,7 +136,8 @@ int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_free(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-int cmd_bench_tx(int argc, char **argv); /* bench_tx.c: `farm bench tx` */
-int cmd_kv(int argc, char **argv);       /* kv.c: `farm kv ...` */
+int cmd_bench_tx(int argc, char **argv);       /* bench_tx.c: `farm bench tx` */
+int cmd_bench_recovery(int argc, char **argv); /* bench_recovery.c */
+int cmd_kv(int argc, char **argv);	       /* kv.c: `farm kv ...` */
 
 #endif /* FARM_CLI_H */

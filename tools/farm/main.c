@@ -5,6 +5,7 @@
  *   farm alloc|read|write|free      objects in the shared address space
  *   farm bench read                 one-sided read throughput and latency
  *   farm bench tx                   transactions: TATP or the bank
+ *   farm bench recovery             throughput around a kill -9
  *
  * Every command takes --help, --json, --dir and --name; exit codes are
  * 0 success, 1 runtime failure, 2 bad arguments.
@@ -26,6 +27,7 @@ static const char usage[] =
     "  free ADDR [--node N]                               free an object\n"
     "  bench read [--size 64] [--count N] [--remote|--local] [--node N]\n"
     "  bench tx [--workload tatp|bank] [--clients N] [--seconds S]   transactions\n"
+    "  bench recovery [--runs N] [--victim primary|cm|ID]   throughput around a kill -9\n"
     "  kv get|put|del|load|scan-stats [--table T] ...      the key-value store\n"
     "\n"
     "Common options: --dir RUN_DIR or --name NAME (which cluster; default\n"

@@ -301,9 +301,12 @@ int cmd_bench(int argc, char **argv)
 
 	if (argc >= 1 && strcmp(argv[0], "tx") == 0)
 		return cmd_bench_tx(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "recovery") == 0)
+		return cmd_bench_recovery(argc - 1, argv + 1);
 	opts_parse(&c, opts, argc, argv, pos, 1, &npos);
 	if (npos != 1 || strcmp(pos[0], "read") != 0)
-		usage_fail(&c, "which benchmark? 'read' or 'tx': farm bench read | farm bench tx");
+		usage_fail(&c, "which benchmark? 'read', 'tx' or 'recovery': farm bench read | "
+			       "farm bench tx | farm bench recovery");
 	if (remote && local)
 		usage_fail(&c, "--remote and --local exclude each other");
 	if (size_s)

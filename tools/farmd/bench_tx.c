@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/farm/membership.h"
 #include "../../src/farm/workload.h"
 #include "farmd.h"
 #include "proto.h"
@@ -380,7 +381,17 @@ static int cmd_timeline(struct farmd *d, int n, char **tok, struct sbuf *out)
 	for (uint32_t i = 0; i < b->nconfigs; i++)
 		sb_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)b->config_id[i],
 			  (unsigned long long)b->config_ns[i]);
-	sb_printf(out, "]}\n");
+	sb_printf(out, "]");
+	if (d->mem) {
+		/* As CM: how long its last removal took from the lease expiry
+		 * to the configuration written in ZooKeeper. */
+		struct farm_membership_stats ms;
+		farm_membership_get_stats(d->mem, &ms);
+		sb_printf(out, ",\"cm\":%u,\"configs_published\":%llu,\"last_detect_ns\":%llu",
+			  ms.cm, (unsigned long long)ms.configs_published,
+			  (unsigned long long)ms.last_detect_ns);
+	}
+	sb_printf(out, "}\n");
 	return 0;
 }
 
