@@ -246,6 +246,8 @@ struct run {
 	double detect_ms; /* the CM's lease expiry -> configuration written, -1 unknown */
 	uint64_t committed, aborted, errors, violations;
 	uint64_t ab_read, ab_locked, ab_failure; /* aborts by reason */
+	uint32_t gave_up;			 /* survivors whose run had stopped by itself */
+	char last_error[128];			 /* the errors' last, when there were any */
 	uint32_t survivors[FARM_MAX_MEMBERS], nsurv;
 };
 
@@ -430,6 +432,8 @@ static int merge_timeline(struct run *r, const struct json *j, uint32_t id)
 			r->adopt_last_ms = t;
 		r->new_config = cfgs->kids[1]->kids[0]->u64;
 	}
+	if (!json_true(j, "running"))
+		r->gave_up++; /* its curve ends early: said in the output */
 	if (json_u64(j, "cm") == id && json_u64(j, "configs_published") > 0 &&
 	    json_u64(j, "last_detect_ns") > 0)
 		r->detect_ms = (double)json_u64(j, "last_detect_ns") / 1e6;
@@ -568,6 +572,9 @@ static int one_run(const struct cli *c, const struct params *p, int k, struct ru
 		r->ab_read += json_u64(why, "read");
 		r->ab_locked += json_u64(why, "locked");
 		r->ab_failure += json_u64(why, "failure");
+		if (json_str(j, "last_error"))
+			snprintf(r->last_error, sizeof(r->last_error), "%s",
+				 json_str(j, "last_error"));
 		json_free(j);
 		j = NULL;
 	}
@@ -672,13 +679,14 @@ static void print_plain_run(const struct run *r, int k)
 	printf("run %d: victim=%u%s primary_of=%u before_median=%.1f before_mean=%.1f "
 	       "baseline_dip_ms=%ld dip_start_ms=%ld back_ms=%s stable_ms=%s long_dips=%ld "
 	       "adopted_ms=%s..%s expiry_to_config_ms=%s committed=%llu aborted=%llu "
-	       "(read=%llu locked=%llu failure=%llu) errors=%llu violations=%llu\n",
+	       "(read=%llu locked=%llu failure=%llu) errors=%llu violations=%llu gave_up=%u%s%s\n",
 	       k, r->victim, r->victim == r->cm ? "(cm)" : "", r->victim_regions,
 	       r->a.before_median, r->a.before_mean, r->a.baseline_dip_ms, r->a.dip_start_ms, back,
 	       stable, r->a.long_dips, a1, a2, det, (unsigned long long)r->committed,
 	       (unsigned long long)r->aborted, (unsigned long long)r->ab_read,
 	       (unsigned long long)r->ab_locked, (unsigned long long)r->ab_failure,
-	       (unsigned long long)r->errors, (unsigned long long)r->violations);
+	       (unsigned long long)r->errors, (unsigned long long)r->violations, r->gave_up,
+	       r->last_error[0] ? " last_error=" : "", r->last_error);
 }
 
 static void print_json_run(const struct params *p, const struct run *r, int k)
@@ -711,11 +719,15 @@ static void print_json_run(const struct params *p, const struct run *r, int k)
 	json_ms(r->detect_ms);
 	printf(",\"committed\":%llu,\"aborted\":%llu,\"aborted_read\":%llu,"
 	       "\"aborted_locked\":%llu,\"aborted_failure\":%llu,\"errors\":%llu,"
-	       "\"violations\":%llu",
+	       "\"violations\":%llu,\"gave_up\":%u,\"last_error\":",
 	       (unsigned long long)r->committed, (unsigned long long)r->aborted,
 	       (unsigned long long)r->ab_read, (unsigned long long)r->ab_locked,
 	       (unsigned long long)r->ab_failure, (unsigned long long)r->errors,
-	       (unsigned long long)r->violations);
+	       (unsigned long long)r->violations, r->gave_up);
+	if (r->last_error[0])
+		json_print_str(r->last_error);
+	else
+		printf("null");
 	/* The whole merged curve, from BEFORE_MS + window before the kill. */
 	printf(",\"curve_from_ms\":%ld,\"curve\":[", -r->k0);
 	for (long i = 0; i < r->n; i++)

@@ -34,9 +34,13 @@
 #include "farmd.h"
 #include "proto.h"
 
+/* A run that keeps failing stops: MAX_ERRORS errors and no commit for
+ * STUCK_NS (errors come fast and in bulk while a configuration change is
+ * sorted out, and a run that gave up then would fake a recovery curve). */
 #define SLICE_NS    1000000u /* transactions per slice: about this long */
-#define MAX_ERRORS  1000     /* a run that keeps failing stops */
-#define MAX_CONFIGS 16	     /* configuration changes remembered per run */
+#define MAX_ERRORS  1000
+#define STUCK_NS    2000000000ull
+#define MAX_CONFIGS 16 /* configuration changes remembered per run */
 
 struct bench_tx {
 	const char *name; /* "bank" | "tatp" */
@@ -45,6 +49,7 @@ struct bench_tx {
 	struct farm_tatp *tatp;
 	farm_addr_t root;
 	uint64_t seed, t0, until, t1;
+	uint64_t last_commit_ns; /* the last committed transaction (or the start) */
 	int error;
 	struct farm_wl_stats st;
 	struct farm_wl_timeline tl;
@@ -102,19 +107,24 @@ static void finish(struct farmd *d, int error)
 int bench_tx_slice(struct farmd *d)
 {
 	struct bench_tx *b = d->btx;
-	uint64_t now, until;
+	uint64_t now, until, committed;
 	int n = 0;
 
 	if (!b || !b->running)
 		return 0;
 	now = farm_wl_now_ns();
 	note_config(b, farm_config_id(d->f), now);
+	committed = b->st.committed;
 	until = now + SLICE_NS < b->until ? now + SLICE_NS : b->until;
 	do {
 		int rc =
 		    b->bank ? farm_bank_step(b->bank, &b->st) : farm_tatp_step(b->tatp, &b->st);
 		n++;
-		if (rc < 0 && b->st.errors >= MAX_ERRORS) {
+		if (b->st.committed != committed) {
+			committed = b->st.committed;
+			b->last_commit_ns = now;
+		}
+		if (rc < 0 && b->st.errors >= MAX_ERRORS && now - b->last_commit_ns > STUCK_NS) {
 			farmd_log(FARMD_ERROR, "bench tx %s: stopping after %llu errors, last: %s",
 				  b->name, (unsigned long long)b->st.errors, farm_strerror(rc));
 			finish(d, rc);
@@ -228,7 +238,7 @@ static int cmd_start(struct farmd *d, int n, char **tok, struct sbuf *out)
 	if (bank)
 		farm_bank_set_params(b->bank, (uint32_t)maxt, (uint32_t)audit);
 	b->st.timeline = &b->tl;
-	b->t0 = farm_wl_now_ns();
+	b->t0 = b->last_commit_ns = farm_wl_now_ns();
 	note_config(b, farm_config_id(d->f), b->t0);
 	b->until = b->t0 + secs * 1000000000ull;
 	b->running = true;
