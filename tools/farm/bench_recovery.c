@@ -900,6 +900,8 @@ int cmd_bench_recovery(int argc, char **argv)
 				       (long)TIMELINE_MS - BEFORE_MS - p.window - 1000);
 	if (curve_s)
 		p.curve_from = parse_ms_pair(&c, curve_s, &p.curve_to);
+	else if (p.curve_to > p.after_ms)
+		p.curve_to = p.after_ms; /* the default curve, within a short --after-ms */
 	if (p.curve_from < -BEFORE_MS || p.curve_to > p.after_ms)
 		usage_fail(&c, "--curve must lie within -%d:%ld (the 500 ms before, --after-ms)",
 			   BEFORE_MS, p.after_ms);
