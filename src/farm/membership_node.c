@@ -18,6 +18,7 @@
 #include "membership_node.h"
 #include "node.h"
 #include "placement.h"
+#include "rerep.h"
 
 static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -193,6 +194,9 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 	f->self_idx = self_idx;
 	f->cfg_hash = farm__config_hash(&f->cfg);
 	publish_id(f, next.config_id);
+	/* New backups get their memory (copied in the background) before
+	 * the HELLOs that list them. */
+	farm__rerep_adopt(f);
 	farm__rehello_poll(f);
 	return 0;
 }

@@ -37,6 +37,7 @@
 #include "config.h"
 #include "node.h"
 #include "placement.h"
+#include "rerep.h"
 
 #define FARM_STAGE_SIZE (512u << 10) /* msg staging per channel */
 #define FARM_NOPS 1024u
@@ -141,6 +142,10 @@ static void reap(struct farm *f, const struct unet_msg_comp *c)
 		farm__tx_reap(f, c);
 		return;
 	}
+	if (ctx & FARM_REREP_CTX_TAG) {
+		farm__rerep_reap(f, c);
+		return;
+	}
 	if (i >= f->nops || f->ops[i].gen != (uint16_t)(ctx >> 32))
 		return;
 	o = &f->ops[i];
@@ -193,6 +198,8 @@ int farm_poll(struct farm *f)
 		work += farm__pend_poll(f);
 	if (f->tx)
 		work += farm__tx_poll(f);
+	if (f->rerep)
+		work += farm__rerep_poll(f);
 	return work;
 }
 
@@ -473,7 +480,7 @@ static int make_root(struct farm_replica *x)
 
 static int setup_memory(struct farm *f, char *err, size_t errlen)
 {
-	uint32_t held = farm_rmap_held(&f->map, f->self, NULL), n = 0;
+	uint32_t n = 0;
 	int rc;
 
 	rc = unet_mr_alloc(f->rdma, FARM_PAGE_SIZE, UNET_MR_READ, &f->page_mr);
@@ -485,7 +492,8 @@ static int setup_memory(struct farm *f, char *err, size_t errlen)
 	__atomic_store_n(&f->page->config_id, f->config_id, __ATOMIC_RELEASE);
 
 	f->regions = calloc(f->map.nregions, sizeof(*f->regions));
-	f->reps = calloc(held ? held : 1, sizeof(*f->reps));
+	/* Room for every region: re-replication adds replicas (rerep.h). */
+	f->reps = calloc(f->map.nregions, sizeof(*f->reps));
 	if (!f->regions || !f->reps)
 		return -ENOMEM;
 	for (uint32_t r = 0; r < f->map.nregions; r++) {
@@ -699,7 +707,9 @@ int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeou
 		say(err, errlen, rc, "opening NIC '%s': %s", uri, unet_strerror(rc));
 		goto fail;
 	}
-	pool = FARM_PAGE_SIZE + (uint64_t)farm_rmap_held(&f->map, self, NULL) * f->cfg.region_size +
+	/* Room for a replica of every region (re-replication adds backups
+	 * later); on shm the pool is a sparse memfd: untouched room is free. */
+	pool = FARM_PAGE_SIZE + (uint64_t)f->map.nregions * f->cfg.region_size +
 	       farm__tx_log_bytes(&f->cfg) + (1u << 20);
 	memset(&ea, 0, sizeof(ea));
 	ea.max_chans = FARM_MAX_MEMBERS;
@@ -735,6 +745,8 @@ int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeou
 		goto fail;
 	unet_msg_handle(f->mep, FARM_MSG_HELLO, on_hello, f);
 	farm__serve_register(f);
+	if ((rc = farm__rerep_init(f)))
+		goto fail;
 	if ((rc = open_channels(f, deadline, timeout_ms, err, errlen)))
 		goto fail;
 	if ((rc = exchange_hellos(f, deadline, timeout_ms, err, errlen)))
@@ -766,6 +778,7 @@ void farm_node_stop(struct farm *f)
 	if (!f)
 		return;
 	farm__tx_fini(f);
+	farm__rerep_fini(f);
 	if (f->rdma)
 		unet_rdma_destroy(f->rdma); /* releases the registered memory */
 	if (f->mep)

@@ -132,6 +132,7 @@ struct farm {
 	const int *serving;
 	const uint64_t *lease_until; /* the lease's end (ns), or NULL */
 	struct farm_txs *tx; /* transactions: tx.h */
+	struct farm_rerep *rerep; /* re-replication: rerep.h */
 };
 
 #define FARM_MSGBUF_SIZE (128u << 10)
