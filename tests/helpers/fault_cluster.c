@@ -179,12 +179,22 @@ static void mpoll(struct nctx *x)
 	}
 	if (!farm_membership_changed(x->m) || farm_membership_take(x->m, &x->ch) <= 0)
 		return;
-	if (x->ch.self_removed) {
+	/* Removed, or removed and back as a new incarnation within one take:
+	 * then self_removed is false (it compares with our new incarnation)
+	 * but we are in removed[]: our state is stale all the same. */
+	bool gone = x->ch.self_removed;
+	for (uint32_t i = 0; i < x->ch.nremoved; i++)
+		if (x->ch.removed[i] == x->id && !x->ch.self_removed) {
+			gone = true;
+			me->stale_take++;
+		}
+	if (gone && !x->out) {
 		x->out = true;
 		__atomic_store_n(&me->removed, 1, __ATOMIC_RELEASE);
 		note(me, "removed in configuration %llu", (unsigned long long)x->ch.next.id);
-		return;
 	}
+	if (x->ch.self_removed)
+		return;
 	if (x->out) {
 		if (me->rejoin_rc == 0)
 			try_rejoin(x, &x->ch.next.cfg);
@@ -288,6 +298,15 @@ static void finish(struct nctx *x, struct farm_tx *tx, uint64_t id, uint64_t sta
 	} else {
 		me->errors++;
 		me->last_error = rc;
+	}
+	if (rc && (rc != -EAGAIN || res.reason == FARM_ABORT_FAILURE)) {
+		uint64_t k = me->nfail++ % 256;
+		me->fail[k].id = id;
+		me->fail[k].start_ns = start;
+		me->fail[k].end_ns = end;
+		me->fail[k].rc = rc;
+		me->fail[k].reason = (int32_t)res.reason;
+		serve(x, 1); /* a failed participant: do not spin on it */
 	}
 }
 
@@ -965,6 +984,39 @@ static void judge_replicas(struct flt_cluster *c, uint32_t surv, struct flt_verd
 	}
 }
 
+/* The checker names transactions that "aborted" while a read saw their
+ * value: say what their commit returned, and when. */
+static void explain_aborted(struct flt_cluster *c, struct flt_verdict *v)
+{
+	const char *p = v->rep.text;
+	uint64_t ev = c->sh->event_ns;
+	int said = 0;
+
+	while ((p = strstr(p, "installed only by T")) && said < 5) {
+		uint64_t id = strtoull(p + 19, NULL, 16);
+		p += 19;
+		for (uint32_t i = 0; i < c->sh->n; i++) {
+			const struct flt_node *nd = &c->sh->node[i];
+			for (uint32_t k = 0; k < 256 && k < nd->nfail; k++) {
+				if (nd->fail[k].id != id)
+					continue;
+				say(v,
+				    "T%#llx (node %u): farm_tx_commit returned %s (%s), begun %+.1f ms "
+				    "and returned %+.1f ms from the fault; node %u's lease %s\n",
+				    (unsigned long long)id, i + 1, farm_strerror(nd->fail[k].rc),
+				    farm_abort_str((enum farm_abort_reason)nd->fail[k].reason),
+				    ((double)nd->fail[k].start_ns - (double)ev) / 1e6,
+				    ((double)nd->fail[k].end_ns - (double)ev) / 1e6, i + 1,
+				    nd->lease_drops ? "lapsed" : "never lapsed");
+				if (nd->lease_drops)
+					say(v, "  (lease ended %+.1f ms from the fault)\n",
+					    ((double)nd->lease_end_ns - (double)ev) / 1e6);
+				said++;
+			}
+		}
+	}
+}
+
 void flt_judge(struct flt_cluster *c, uint32_t surv, uint64_t resumed_min, struct flt_verdict *v)
 {
 	struct flt_shared *sh = c->sh;
@@ -1045,6 +1097,7 @@ void flt_judge(struct flt_cluster *c, uint32_t surv, uint64_t resumed_min, struc
 	hist_free(h);
 	v->committed = v->rep.committed;
 	v->hist_ok = v->rep.anomalies == 0;
+	explain_aborted(c, v);
 	if (!v->hist_ok)
 		say(v, "history checker: %llu anomalies (%llu cycles, %llu lost updates, %llu bad "
 		       "reads, %llu wrong writers)\n%s",

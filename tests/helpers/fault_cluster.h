@@ -73,6 +73,12 @@ struct flt_node {
 	uint64_t adopts, adopt_fail, adopt_ns, unapplied, copy_wait;
 	int8_t role[FLT_MAX_REGIONS]; /* at start: -1 none, 0 primary, 1.. backup */
 	int8_t held_role[FLT_MAX_REGIONS]; /* at the dump */
+	uint32_t stale_take; /* a take with us in removed[] but self_removed false */
+	uint64_t nfail;	     /* commits that returned FAILURE or an error: */
+	struct {
+		uint64_t id, start_ns, end_ns;
+		int32_t rc, reason;
+	} fail[256]; /* the last 256 (a ring) */
 	struct flt_pending pend;
 	struct hist_log log;
 	char err[256], note[256], rejoin_err[256];
