@@ -762,8 +762,8 @@ static int write_png(const struct params *p, const struct run *runs, int nruns, 
 	fprintf(g, "'\n");
 	fprintf(g,
 		"set title 'farm bench recovery: kill -9 at 0 (%d runs, %ld ms moving average)'\n"
-		"set xlabel 'ms after kill -9'\nset ylabel 'committed tx/ms, %% of before'\n"
-		"set xrange [%ld:%ld]\nset yrange [0:*]\nset grid\nset key top right\n"
+		"set xlabel 'ms after kill -9'\nset ylabel 'committed tx/ms, %% of before (clipped at 300)'\n"
+		"set xrange [%ld:%ld]\nset yrange [0:300]\nset grid\nset key top right\n"
 		"set arrow from 0, graph 0 to 0, graph 1 nohead dt 2 lc rgb 'red'\n",
 		nruns, p->window, p->curve_from, p->curve_to);
 	fprintf(g, "$d << EOD\n");
