@@ -20,9 +20,11 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "recovery.h"
 #include "tx.h"
 
 uint64_t farm__tx_log_bytes(const struct farm_config *cfg)
@@ -86,6 +88,22 @@ static struct farm_logrec *rec_at(struct farm_txs *t, uint32_t c, uint64_t pos, 
 	return rec;
 }
 
+struct farm_logrec *farm__txp_rec(struct farm *f, uint32_t c, uint64_t pos)
+{
+	struct farm_txs *t = f->tx;
+	struct farm_logrec *rec;
+	uint64_t off = pos & (t->cap - 1);
+
+	if (c >= t->nrings || pos % FARM_LINE || pos < t->ring[c].head ||
+	    pos - t->ring[c].head >= t->cap || t->cap - off < sizeof(*rec))
+		return NULL;
+	rec = (struct farm_logrec *)(t->ring[c].data + off);
+	if (__atomic_load_n(&rec->tag, __ATOMIC_ACQUIRE) != pos + 1 || rec->len < sizeof(*rec) ||
+	    rec->len % FARM_LINE || rec->len > t->cap - off)
+		return NULL;
+	return rec;
+}
+
 /* Entry walk: the next entry and its image, or NULL at the end or on a
  * malformed entry (*bad set). */
 struct ent_walk {
@@ -123,8 +141,24 @@ static const struct farm_logent *walk_next(struct ent_walk *w, const uint8_t **i
 	return e;
 }
 
+const uint32_t *farm__txp_regions(const struct farm_logrec *rec)
+{
+	struct ent_walk w;
+	const struct farm_logent *e;
+	const uint8_t *img;
+
+	if (rec->type != FARM_LOG_LOCK && rec->type != FARM_LOG_CB)
+		return NULL;
+	walk_start(&w, rec);
+	while ((e = walk_next(&w, &img)))
+		;
+	if (w.bad || w.left || (size_t)(w.end - w.p) < rec->nregions * sizeof(uint32_t))
+		return NULL;
+	return (const uint32_t *)w.p;
+}
+
 /* Is e a sane entry for a replica of ours in `role` (0 primary, 1 any
- * backup)? Returns the replica, or NULL. */
+ * backup, -1 any)? Returns the replica, or NULL. */
 static struct farm_replica *ent_replica(struct farm *f, const struct farm_logent *e, int role)
 {
 	uint32_t region = FARM_REGION(e->addr), off = FARM_OFFSET(e->addr);
@@ -132,7 +166,7 @@ static struct farm_replica *ent_replica(struct farm *f, const struct farm_logent
 
 	if (region >= f->map.nregions || !(x = f->regions[region].mine))
 		return NULL;
-	if (role == 0 ? x->role != 0 : x->role == 0)
+	if (role >= 0 && (role == 0 ? x->role != 0 : x->role == 0))
 		return NULL;
 	if (e->size == 0 || e->size > FARM_OBJ_MAX ||
 	    farm_slab_check_off(f->cfg.region_size, off) ||
@@ -260,23 +294,15 @@ static struct farm_logrec *locked_rec(struct farm *f, uint32_t c, uint64_t pos, 
 	return rec;
 }
 
-int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos)
+/* Install a LOCK record this node locked: new values, next versions,
+ * unlocked (frees freed). */
+static void install_rec(struct farm *f, struct farm_logrec *rec)
 {
-	struct farm_logrec *cp = rec_at(f->tx, c, pos, FARM_LOG_CP), *rec;
 	struct farm_slab_change ch;
 	struct ent_walk w;
 	const struct farm_logent *e;
 	const uint8_t *img;
 
-	if (!cp) {
-		f->tx->st.bad_records++;
-		return -EPROTO;
-	}
-	if (!(rec = locked_rec(f, c, cp->ref, cp->tx_id)))
-		return -EPROTO;
-	/* No configuration check here: the commit point (every backup holds
-	 * the records) is behind us; with the locks still held, installing is
-	 * what recovery would do too. */
 	walk_start(&w, rec);
 	while ((e = walk_next(&w, &img))) {
 		uint8_t *obj = obj_of(f, e);
@@ -291,6 +317,22 @@ int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos)
 		}
 	}
 	rec->state = FARM_LOGST_COMMITTED;
+}
+
+int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos)
+{
+	struct farm_logrec *cp = rec_at(f->tx, c, pos, FARM_LOG_CP), *rec;
+
+	if (!cp) {
+		f->tx->st.bad_records++;
+		return -EPROTO;
+	}
+	if (!(rec = locked_rec(f, c, cp->ref, cp->tx_id)))
+		return -EPROTO;
+	/* No configuration check here: the commit point (every backup holds
+	 * the records) is behind us; with the locks still held, installing is
+	 * what recovery would do too. */
+	install_rec(f, rec);
 	return 0;
 }
 
@@ -320,28 +362,183 @@ int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t s
 	return release_reserved(f, &e);
 }
 
+/* ---- recovery locks ---------------------------------------------------------------- */
+
+static uint32_t rlocks_on(const struct farm_txs *t, uint64_t addr)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->nrlock; i++)
+		n += t->rlock[i].addr == addr;
+	return n;
+}
+
+static bool rlock_has(const struct farm_txs *t, uint32_t c, uint64_t pos, uint64_t addr)
+{
+	for (uint32_t i = 0; i < t->nrlock; i++)
+		if (t->rlock[i].addr == addr && t->rlock[i].pos == pos && t->rlock[i].ring == c)
+			return true;
+	return false;
+}
+
+/* Drop the lock (c, pos) holds on addr; true if it held one. The object
+ * is unlocked when no other undecided record holds it, and the region
+ * allocates again (slab rebuilt from its bytes) once it has no lock left. */
+static bool rlock_take(struct farm *f, uint32_t c, uint64_t pos, uint64_t addr)
+{
+	struct farm_txs *t = f->tx;
+	struct farm_replica *x;
+	uint8_t *obj;
+
+	for (uint32_t i = 0; i < t->nrlock; i++) {
+		struct farm_rlock *l = &t->rlock[i];
+		if (l->ring != c || l->pos != pos || l->addr != addr)
+			continue;
+		*l = t->rlock[--t->nrlock];
+		x = f->regions[FARM_REGION(addr)].mine;
+		if (!x)
+			return true; /* region gone meanwhile: nothing to unlock */
+		obj = x->base + FARM_OFFSET(addr);
+		if (!rlocks_on(t, addr))
+			farm_word_store(obj, farm_word_load(obj) & ~FARM_OBJ_LOCK);
+		if (x->rlocks && --x->rlocks == 0 && x->role == 0)
+			farm_slab_recover(&x->slab, x->base, f->cfg.region_size, x->region);
+		return true;
+	}
+	return false;
+}
+
+/* Release every lock (c, pos) holds (a record decided as aborted, or one
+ * voided by its coordinator: a VOID record lost its entry count). */
+static void rlock_release_rec(struct farm *f, uint32_t c, uint64_t pos)
+{
+	struct farm_txs *t = f->tx;
+
+	for (uint32_t i = 0; i < t->nrlock;) {
+		struct farm_rlock *l = &t->rlock[i];
+		if (l->ring == c && l->pos == pos && rlock_take(f, c, pos, l->addr))
+			continue; /* the slot now holds another lock */
+		i++;
+	}
+}
+
+static int rlock_add(struct farm *f, uint32_t c, uint64_t pos, uint64_t addr)
+{
+	struct farm_txs *t = f->tx;
+	struct farm_replica *x = f->regions[FARM_REGION(addr)].mine;
+	uint8_t *obj = x->base + FARM_OFFSET(addr);
+	uint64_t h;
+
+	if (t->nrlock == t->rlock_cap) {
+		uint32_t cap = t->rlock_cap ? t->rlock_cap * 2 : 256;
+		struct farm_rlock *n = realloc(t->rlock, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->rlock = n;
+		t->rlock_cap = cap;
+	}
+	t->rlock[t->nrlock++] = (struct farm_rlock){.addr = addr, .pos = pos, .ring = c};
+	x->rlocks++;
+	do
+		h = farm_word_load(obj);
+	while (!(h & FARM_OBJ_LOCK) && !farm_word_cas(obj, h, h | FARM_OBJ_LOCK));
+	t->st.rcv_locked++;
+	return 0;
+}
+
+void farm__txp_lock_recover(struct farm *f, const uint8_t *led)
+{
+	struct farm_txs *t = f->tx;
+
+	for (uint32_t c = 0; c < t->nrings; c++) {
+		struct farm_txring *r = &t->ring[c];
+		uint64_t pos = r->head;
+		struct farm_logrec *rec;
+
+		if (r->retired)
+			continue;
+		/* Every record from the head on, decided or not: one the
+		 * coordinator truncated but we have not applied yet must not be
+		 * skipped for a region we lead now (apply_cb needs the lock). */
+		while ((!r->dead || pos < r->end) && (rec = farm__txp_rec(f, c, pos))) {
+			struct ent_walk w;
+			const struct farm_logent *e;
+			const uint8_t *img;
+
+			if (rec->type == FARM_LOG_CB && check_entries(f, rec, -1)) {
+				walk_start(&w, rec);
+				while ((e = walk_next(&w, &img))) {
+					uint32_t region = FARM_REGION(e->addr);
+					if (led[region / 8] & (1u << (region % 8)))
+						rlock_add(f, c, pos, e->addr);
+				}
+			}
+			pos += rec->len;
+		}
+	}
+}
+
 /* ---- the backup: apply at truncation -------------------------------------------- */
 
-static void apply_cb(struct farm *f, const struct farm_logrec *rec)
+/* A whole object image into a region we lead, keeping the recovery lock. */
+static void install_held(uint8_t *obj, const struct farm_logent *e, const uint8_t *img)
+{
+	if (e->flags & FARM_LOGENT_FREE) {
+		farm_word_store(obj, farm_hdr_make(false, 0, e->version) | FARM_OBJ_LOCK);
+		return;
+	}
+	uint32_t last = farm_obj_lines(e->size) - 1;
+	uint32_t used = e->size - last * FARM_LINE_PAYLOAD;
+	farm_word_store(obj, farm_word_load(obj) | FARM_OBJ_LOCK);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	farm_obj_stage(obj, e->size, e->version, img, e->size);
+	memset(obj + (size_t)last * FARM_LINE + 8 + used, 0, FARM_LINE_PAYLOAD - used);
+	farm_word_store(obj, farm_hdr_make(true, e->size, e->version) | FARM_OBJ_LOCK);
+}
+
+/* Apply (commit) or drop a CB record: entries of regions we back up are
+ * applied when newer; entries of regions we now lead were locked by lock
+ * recovery and are installed under that lock, then released. */
+static void apply_cb(struct farm *f, const struct farm_logrec *rec, uint32_t c, uint64_t pos,
+		     bool commit)
 {
 	struct farm_txs *t = f->tx;
 	struct ent_walk w;
 	const struct farm_logent *e;
 	const uint8_t *img;
 
-	/* No configuration check: a CB record is truncated only once its
-	 * commit is decided. But only into regions we still back up: one we
-	 * lead now, or no longer hold, is recovery's business. */
-	if (!check_entries(f, rec, 1)) {
+	/* No configuration check: a CB record is applied only once its
+	 * commit is decided (truncated, or by recovery). */
+	if (!check_entries(f, rec, -1)) {
 		t->st.bad_records++;
+		if (t->nrlock)
+			rlock_release_rec(f, c, pos);
 		return;
 	}
 	walk_start(&w, rec);
 	while ((e = walk_next(&w, &img))) {
+		struct farm_replica *x = f->regions[FARM_REGION(e->addr)].mine;
 		uint8_t *obj = obj_of(f, e);
 		uint64_t h = farm_word_load(obj);
+		bool newer = farm_ver_newer(e->version, farm_hdr_version(h));
 
-		if (!farm_ver_newer(e->version, farm_hdr_version(h))) {
+		if (x->role == 0) {
+			/* Led now: only under a recovery lock of this record
+			 * (otherwise another tx may hold the object). */
+			if (!rlock_has(t, c, pos, e->addr)) {
+				t->st.cb_skipped++;
+				continue;
+			}
+			if (commit && newer) {
+				install_held(obj, e, img);
+				t->st.cb_applied++;
+			}
+			rlock_take(f, c, pos, e->addr);
+			continue;
+		}
+		if (!commit)
+			continue;
+		if (!newer) {
 			t->st.cb_skipped++; /* a later version got here first */
 			continue;
 		}
@@ -363,38 +560,113 @@ static void apply_cb(struct farm *f, const struct farm_logrec *rec)
 		}
 		t->st.cb_applied++;
 	}
+	if (t->nrlock)
+		rlock_release_rec(f, c, pos); /* entries not held above, e.g. stale ones */
 }
 
+static bool cb_waits_for_copy(struct farm *f, const struct farm_logrec *rec)
+{
+	struct ent_walk w;
+	const struct farm_logent *e;
+	const uint8_t *img;
+
+	walk_start(&w, rec);
+	while ((e = walk_next(&w, &img))) {
+		uint32_t region = FARM_REGION(e->addr);
+		struct farm_replica *x = region < f->map.nregions ? f->regions[region].mine : NULL;
+		if (x && x->copying)
+			return true;
+	}
+	return false;
+}
+
+void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit)
+{
+	struct farm_logrec *rec = farm__txp_rec(f, c, pos);
+
+	if (!rec)
+		return;
+	switch (rec->type) {
+	case FARM_LOG_LOCK:
+		if (rec->state != FARM_LOGST_LOCKED || !check_entries(f, rec, 0))
+			break;
+		if (commit) {
+			install_rec(f, rec);
+		} else {
+			unlock_record(f, rec, rec->nent);
+			rec->state = FARM_LOGST_ABORTED;
+		}
+		break;
+	case FARM_LOG_CB:
+		apply_cb(f, rec, c, pos, commit);
+		break;
+	default:
+		if (f->tx->nrlock)
+			rlock_release_rec(f, c, pos);
+	}
+}
+
+/* Apply and free ring c up to its coordinator's truncation point: every
+ * record there belongs to a commit the coordinator has decided. In two
+ * passes, because a doorbell the primary refused (the coordinator ran an
+ * older configuration) leaves a LOCK record locked: first install every
+ * LOCK record a COMMIT-PRIMARY names, then unlock LOCK records still
+ * locked (their abort was refused) and apply CB records. */
 int farm__txp_apply(struct farm *f, uint32_t c)
 {
 	struct farm_txs *t = f->tx;
 	struct farm_txring *r = &t->ring[c];
 	uint64_t trunc = __atomic_load_n(&r->ctl->trunc, __ATOMIC_ACQUIRE), head = r->head;
+	uint64_t end = head, pos;
+	bool stalled = false;
 	int n = 0;
 
-	if (trunc == head)
+	if (trunc == head || r->dead || r->retired)
 		return 0;
 	if (trunc < head || trunc - head > t->cap) {
 		t->st.bad_records++;
 		return 0;
 	}
-	while (head < trunc) {
-		uint64_t off = head & (t->cap - 1);
-		const struct farm_logrec *rec = (const struct farm_logrec *)(r->data + off);
+	for (pos = head; pos < trunc;) {
+		struct farm_logrec *rec = farm__txp_rec(f, c, pos), *lk;
 
-		if (__atomic_load_n(&rec->tag, __ATOMIC_ACQUIRE) != head + 1 ||
-		    rec->len < sizeof(*rec) || rec->len % FARM_LINE || rec->len > t->cap - off ||
-		    rec->len > trunc - head) {
+		if (!rec || rec->len > trunc - pos) {
 			t->st.bad_records++; /* stuck until recovery: nothing is skipped */
 			break;
 		}
-		if (rec->type == FARM_LOG_CB)
-			apply_cb(f, rec);
-		head += rec->len;
+		if (rec->type == FARM_LOG_CP && (lk = farm__txp_rec(f, c, rec->ref)) &&
+		    lk->type == FARM_LOG_LOCK && lk->state == FARM_LOGST_LOCKED &&
+		    lk->tx_id == rec->tx_id && check_entries(f, lk, 0)) {
+			install_rec(f, lk);
+			t->st.late_installs++;
+		}
+		if (!stalled && rec->type == FARM_LOG_CB && cb_waits_for_copy(f, rec)) {
+			stalled = true;
+			t->st.copy_stalls++;
+		}
+		pos += rec->len;
+		if (!stalled)
+			end = pos;
+	}
+	for (pos = head; pos < end;) {
+		struct farm_logrec *rec = farm__txp_rec(f, c, pos);
+
+		if (rec->type == FARM_LOG_CB) {
+			apply_cb(f, rec, c, pos, true);
+		} else if (rec->type == FARM_LOG_LOCK && rec->state == FARM_LOGST_LOCKED) {
+			unlock_record(f, rec, rec->nent);
+			rec->state = FARM_LOGST_ABORTED;
+			t->st.late_unlocks++;
+		} else if (rec->type == FARM_LOG_VOID && t->nrlock) {
+			rlock_release_rec(f, c, pos);
+		}
+		if (rec->cseq > r->trunc_cseq)
+			r->trunc_cseq = rec->cseq;
+		pos += rec->len;
 		n++;
 	}
-	r->head = head;
-	__atomic_store_n(&r->ctl->head, head, __ATOMIC_RELEASE);
+	r->head = end;
+	__atomic_store_n(&r->ctl->head, end, __ATOMIC_RELEASE);
 	return n;
 }
 
@@ -530,4 +802,5 @@ void farm__log_register(struct farm *f)
 	unet_msg_handle(f->mep, FARM_MSG_TX_LOG, on_txlog, f);
 	unet_msg_handle(f->mep, FARM_MSG_TX_ALLOC, on_txalloc, f);
 	unet_msg_handle(f->mep, FARM_MSG_TX_RELEASE, on_txrelease, f);
+	farm__rcv_register(f);
 }

@@ -31,7 +31,8 @@
  *           version read, size, new value), and every region the tx
  *           writes -- what recovery needs to find the tx's other logs.
  *   CB      COMMIT-BACKUP, to a backup: the objects of regions it backs up
- *           with their new versions and values. Applied at truncation.
+ *           with their new versions and values, and every region the tx
+ *           writes (as LOCK). Applied at truncation.
  *   CP      COMMIT-PRIMARY, to a primary: tx id and the position of the
  *           tx's LOCK record, whose values the primary installs.
  *   PAD     the unused end of a lap.
@@ -88,10 +89,12 @@ struct farm_logrec {
 	uint64_t config_id; /* configuration the coordinator runs */
 	uint64_t ref;	    /* CP: position of the tx's LOCK record in this ring */
 	uint32_t coord;	    /* coordinator member id */
-	uint16_t nregions;  /* LOCK: region ids (u32) after the entries */
+	uint16_t nregions;  /* LOCK, CB: region ids (u32) after the entries */
 	uint16_t pad0;
 	uint64_t state; /* LOCK: enum farm_logrec_state, the participant's */
-	uint64_t pad1;
+	uint64_t cseq;	/* the coordinator's commit sequence: its commits in
+			   the order they write records (recovery: a ring
+			   truncated past cseq n holds no undecided commit <= n) */
 };
 
 /* Followed by `bytes` of image, padded to 8. */

@@ -18,6 +18,7 @@
 #include "membership_node.h"
 #include "node.h"
 #include "placement.h"
+#include "recovery.h"
 #include "rerep.h"
 
 static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
@@ -130,6 +131,11 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 		o->state = FARM_OP_ABANDONED; /* released when it completes */
 	}
 
+	/* Our roles before (recovery: which regions we newly lead). */
+	static __thread int8_t old_role[FARM_MAX_REGIONS];
+	for (uint32_t r = 0; r < map.nregions && r < FARM_MAX_REGIONS; r++)
+		old_role[r] = f->regions[r].mine ? (int8_t)f->regions[r].mine->role : -1;
+
 	/* Roles of the replicas we hold; held ones first. */
 	uint32_t held = 0;
 	for (uint32_t i = 0; i < f->nreps; i++) {
@@ -194,6 +200,9 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 	f->self_idx = self_idx;
 	f->cfg_hash = farm__config_hash(&f->cfg);
 	publish_id(f, next.config_id);
+	/* Before any HELLO: readers learn new primaries from it, and a new
+	 * primary's undecided objects must be locked first. */
+	farm__rcv_adopted(f, old_role);
 	/* New backups get their memory (copied in the background) before
 	 * the HELLOs that list them. */
 	farm__rerep_adopt(f);

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "membership_node.h"
 #include "node.h"
 #include "placement.h"
 #include "rerep.h"
@@ -200,6 +201,10 @@ int farm_poll(struct farm *f)
 		work += farm__tx_poll(f);
 	if (f->rerep)
 		work += farm__rerep_poll(f);
+	if (f->rehello_at && farm__now_ns() >= f->rehello_at) {
+		f->rehello_at = 0;
+		work += farm__rehello_poll(f);
+	}
 	return work;
 }
 
@@ -353,10 +358,14 @@ static void hello_done(struct farm *f, uint32_t peer, int status)
 	struct farm_peer *p = &f->peers[peer];
 
 	p->hello_sent = false;
-	if (status == 0)
+	if (status == 0) {
 		p->hello_acked = true;
-	else
+	} else {
+		/* Typically a peer that has not adopted our configuration yet:
+		 * farm_poll asks again a little later. */
 		p->hello_err = status;
+		f->rehello_at = farm__now_ns() + 1000000ull;
+	}
 }
 
 /* For membership_node.c: HELLOs again after a configuration change, and

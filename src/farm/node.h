@@ -31,6 +31,10 @@ struct farm_replica {
 	 * is cleared, log.c stops applying a ring at the first CB record
 	 * that touches this replica (applied after the copy, newer wins). */
 	bool copying;
+	/* Recovery (recovery.h): objects of a newly led region locked until
+	 * the transactions that wrote them are decided. While nonzero the
+	 * region allocates nothing (its slab is rebuilt when it reaches 0). */
+	uint32_t rlocks;
 };
 
 /* What this node knows about every region (indexed by region id). */
@@ -123,6 +127,7 @@ struct farm {
 	uint8_t *rimg;     /* remote read snapshot */
 	uint64_t rd_cfg, rd_h1, rd_h2;
 	uint32_t alloc_rr;
+	uint64_t rehello_at; /* a HELLO was refused: farm_poll re-sends from then (0: none) */
 	int op_timeout_ms;
 	bool started;
 

@@ -202,6 +202,15 @@ static struct farm_replica *primary_of(struct farm *f, uint32_t region)
 	return x && x->role == 0 ? x : NULL;
 }
 
+/* A promoted primary allocates nothing while recovery still holds locks in
+ * the region: its slab is rebuilt from the region bytes once they are all
+ * decided (an undecided allocation's slot looks free until then). Callers
+ * move on to another region as from a full one. */
+static int alloc_ok(const struct farm_replica *x)
+{
+	return x->rlocks ? -ENOSPC : 0;
+}
+
 int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool local,
 			uint32_t local_op, const struct unet_msg *from)
 {
@@ -214,6 +223,8 @@ int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool loc
 		return -ENOENT;
 	if (!(x = primary_of(f, region)))
 		return -ENXIO;
+	if ((rc = alloc_ok(x)))
+		return rc;
 	if ((pi = pend_new(f)) < 0)
 		return pi;
 	p = &f->pends[pi];
@@ -247,6 +258,8 @@ int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool l
 		return -ENOENT;
 	if (!(x = primary_of(f, region)))
 		return -ENXIO;
+	if ((rc = alloc_ok(x)))
+		return rc;
 	if ((pi = pend_new(f)) < 0)
 		return pi;
 	p = &f->pends[pi];

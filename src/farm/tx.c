@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "recovery.h"
 #include "tx.h"
 
 /* ---- node start and stop --------------------------------------------------------- */
@@ -76,6 +77,8 @@ void farm__tx_fini(struct farm *f)
 
 	if (!t)
 		return;
+	farm__rcv_fini(f);
+	free(t->rlock);
 	free(t->pool);
 	free(t->img_mem);
 	free(t->stage);

@@ -84,7 +84,20 @@ struct farm_txpeer {
 struct farm_txring {
 	struct farm_logctl *ctl;
 	uint8_t *data;
-	uint64_t head; /* applied and freed up to here */
+	uint64_t head;	     /* applied and freed up to here */
+	uint64_t trunc_cseq; /* highest commit sequence applied at truncation */
+	/* Its coordinator left the configuration: frozen at [head, end)
+	 * until recovery decides those records (recovery.c), then retired. */
+	bool dead, retired;
+	uint64_t end;
+};
+
+/* A recovery lock: an object of a region this node newly leads, locked
+ * because the CB record at (ring, pos) wrote it and is not decided yet. */
+struct farm_rlock {
+	uint64_t addr;
+	uint64_t pos;
+	uint32_t ring;
 };
 
 /* One commit's work at one participant. */
@@ -136,6 +149,14 @@ struct farm_txstats {
 	uint64_t bad_records;		     /* malformed or stale records refused */
 	uint64_t cp_failed;		     /* COMMIT-PRIMARY not acked (tx committed) */
 	uint64_t locks_refused;		     /* LOCK records this node refused */
+	uint64_t late_installs;		     /* CP applied at truncation (doorbell refused) */
+	uint64_t late_unlocks;		     /* LOCKs released at truncation (abort refused) */
+	uint64_t copy_stalls;		     /* applies held back by a replica being copied */
+	/* recovery */
+	uint64_t rcv_rounds;		     /* configurations whose votes were decided */
+	uint64_t rcv_commits, rcv_aborts;    /* dead coordinators' txs decided */
+	uint64_t rcv_locked;		     /* objects locked by lock recovery */
+	uint64_t rcv_ns;		     /* last round: adoption to decision applied */
 };
 
 /* Test hook: called in farm_tx_commit after a phase (the hook may
@@ -180,6 +201,7 @@ struct farm_txs {
 	uint32_t done_head, done_tail;
 	uint64_t last_end_ns;
 	uint32_t polls;
+	uint64_t cseq; /* commit sequence of the current commit (log.h) */
 
 	/* pool (tx.c) */
 	struct farm_tx *pool;
@@ -187,6 +209,11 @@ struct farm_txs {
 	uint32_t free_head, free_tail, nfree;
 	uint64_t seq;
 	uint32_t begins;
+
+	/* recovery (recovery.c) */
+	struct farm_rlock *rlock;
+	uint32_t nrlock, rlock_cap;
+	struct farm_rcv *rcv;
 
 	farm_tx_hook hook;
 	void *hook_arg;
@@ -211,6 +238,16 @@ int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos);
 int farm__txp_abort(struct farm *f, uint32_t c, uint64_t pos);
 int farm__txp_apply(struct farm *f, uint32_t c);
 int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t size);
+/* Recovery's hands on the records (log.c). commit: install / apply;
+ * otherwise unlock / drop. Recovery locks of the record are released. */
+void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit);
+/* The record at pos in ring c if whole (any type), else NULL. */
+struct farm_logrec *farm__txp_rec(struct farm *f, uint32_t c, uint64_t pos);
+/* Region ids of a LOCK or CB record (NULL for others or when malformed). */
+const uint32_t *farm__txp_regions(const struct farm_logrec *rec);
+/* Lock recovery: lock the objects of regions in `led` (bitmap by region
+ * id) that undecided CB records in any ring wrote. */
+void farm__txp_lock_recover(struct farm *f, const uint8_t *led);
 int farm__log_flush_replies(struct farm *f);
 
 /* tx_commit.c: the coordinator. */

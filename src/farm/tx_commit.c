@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "recovery.h"
 #include "tx.h"
 
 #define WR_TAG	       0x7478000000000000ull /* "tx" in wr_ids */
@@ -445,10 +446,9 @@ static void build_rec(struct farm_tx *tx, uint8_t *dst, uint32_t len, bool lock,
 		memcpy(p + sizeof(*e), tx->img + w->img, bytes);
 		p += farm_log_ent_len(bytes);
 	}
-	if (lock) {
-		r->nregions = (uint16_t)t->nregions;
-		memcpy(p, t->regions, t->nregions * sizeof(uint32_t));
-	}
+	r->cseq = t->cseq;
+	r->nregions = (uint16_t)t->nregions;
+	memcpy(p, t->regions, t->nregions * sizeof(uint32_t));
 }
 
 /* ---- plan and reserve ----------------------------------------------------------- */
@@ -517,7 +517,8 @@ static int plan(struct farm_tx *tx)
 			p->len_l = farm_log_rec_len(
 			    p->len_l + farm_log_pad8(t->nregions * (uint32_t)sizeof(uint32_t)));
 		if (p->ncb)
-			p->len_cb = farm_log_rec_len(p->len_cb);
+			p->len_cb = farm_log_rec_len(
+			    p->len_cb + farm_log_pad8(t->nregions * (uint32_t)sizeof(uint32_t)));
 	}
 	return 0;
 }
@@ -746,7 +747,7 @@ int farm__tx_validate(struct farm_tx *tx, enum farm_abort_reason *why)
 	for (uint32_t p = 0; p < FARM_MAX_MEMBERS; p++) {
 		if (!(asked & (1ull << p)))
 			continue;
-		if (t->part[p].failed || farm_fence_read(f->config_id, t->vcfg[p])) {
+		if (t->part[p].failed || farm_fence_read(tx->config_id, t->vcfg[p])) {
 			*why = FARM_ABORT_FAILURE;
 			return -EAGAIN;
 		}
@@ -810,6 +811,11 @@ static enum farm_abort_reason backup_phase(struct farm_tx *tx)
 		commit_rec(f, p, x->pos_cb, dst, x->len_cb);
 		x->wrote_cb = true;
 		const struct farm_peer *xp = peer_of(f, p);
+		/* The fence READ must not pass the record's tag store (on shm
+		 * both are our CPU's accesses): a participant that adopts a
+		 * configuration publishes its id, fences, then scans its rings
+		 * (recovery.c); one of the two sides sees the other. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if (p != t->self_lix && xp) /* the fence: p still in our configuration */
 			post_read(f, p, xp->chan, xp->page_key, FARM_PAGE_CONFIG_OFF, &t->vcfg[p],
 				  8);
@@ -824,7 +830,7 @@ static enum farm_abort_reason backup_phase(struct farm_tx *tx)
 			continue;
 		/* On shm a WRITE lands in the memory of a peer that died; msg
 		 * learns of the death at once. */
-		if (x->failed || farm_fence_read(f->config_id, t->vcfg[p]) || chan_of(f, p) < 0 ||
+		if (x->failed || farm_fence_read(tx->config_id, t->vcfg[p]) || chan_of(f, p) < 0 ||
 		    unet_msg_status(f->mep, (unsigned)chan_of(f, p)) != 0)
 			return FARM_ABORT_FAILURE;
 	}
@@ -858,6 +864,7 @@ static void primary_phase(struct farm_tx *tx, uint64_t deadline)
 		r->config_id = tx->config_id;
 		r->ref = x->pos_l;
 		r->coord = f->self;
+		r->cseq = t->cseq;
 		commit_rec(f, p, x->pos_cp, dst, sizeof(*r));
 		if (p == f->tx->self_lix)
 			self = (int)p;
@@ -958,6 +965,13 @@ void farm__tx_set_cp_wait(struct farm *f, bool wait)
 		f->tx->cp_wait = wait;
 }
 
+/* The tx may still write records: its configuration is ours and our lease
+ * holds. */
+static bool still_ours(const struct farm_tx *tx)
+{
+	return tx->config_id == tx->f->config_id && farm__serving_now(tx->f);
+}
+
 int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 {
 	struct farm *f = tx->f;
@@ -966,6 +980,7 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 	enum farm_abort_reason r = FARM_ABORT_NONE;
 
 	t->in_commit = true;
+	t->cseq++;
 	if (plan(tx))
 		r = FARM_ABORT_FAILURE;
 	for (uint32_t k = 0; k < t->ninvolved && r == FARM_ABORT_NONE; k++)
@@ -981,9 +996,24 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 		t->hook(f, FARM_TXH_LOCKED, t->hook_arg);
 	if (r == FARM_ABORT_NONE && tx->nrd && farm__tx_validate(tx, &r))
 		abort_primaries(tx, deadline);
-	if (r == FARM_ABORT_NONE && (r = backup_phase(tx)) != FARM_ABORT_NONE) {
-		void_backups(tx);
+	/* Recovery decides a dead coordinator's transactions from what the
+	 * survivors' logs held when they adopted the configuration without
+	 * it. So records must not land after that: no COMMIT-BACKUP once we
+	 * left the tx's configuration or lost our lease (which ends before
+	 * anyone removes us), and no COMMIT-PRIMARY either (the CB records'
+	 * fence reads were taken under the tx's configuration). */
+	if (r == FARM_ABORT_NONE && !still_ours(tx)) {
+		r = FARM_ABORT_FAILURE;
 		abort_primaries(tx, deadline);
+	}
+	if (r == FARM_ABORT_NONE) {
+		r = backup_phase(tx);
+		if (r == FARM_ABORT_NONE && !still_ours(tx))
+			r = FARM_ABORT_FAILURE;
+		if (r != FARM_ABORT_NONE) {
+			void_backups(tx);
+			abort_primaries(tx, deadline);
+		}
 	}
 	if (r == FARM_ABORT_NONE) {
 		if (t->hook)
@@ -1067,6 +1097,8 @@ int farm__tx_poll(struct farm *f)
 	for (uint32_t c = 0; c < t->nrings; c++)
 		if (__atomic_load_n(&t->ring[c].ctl->trunc, __ATOMIC_RELAXED) != t->ring[c].head)
 			work += farm__txp_apply(f, c);
+	if (t->rcv)
+		work += farm__rcv_poll(f);
 	if (t->trunc_dirty && !t->in_commit && (++t->polls & 31) == 0 &&
 	    farm__now_ns() - t->last_end_ns > TRUNC_FLUSH_NS)
 		farm__tx_flush_trunc(f);

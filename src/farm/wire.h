@@ -25,6 +25,8 @@ enum farm_msg_type {
 	FARM_MSG_TX_LOG,     /* coordinator to participant: act on a log record */
 	FARM_MSG_TX_ALLOC,   /* to a region's primary: reserve an object for a tx */
 	FARM_MSG_TX_RELEASE, /* to a region's primary: free an aborted tx's reservations */
+	/* Recovery (recovery.h): */
+	FARM_MSG_RCV_VOTE = 32, /* to every member: what my logs hold of dead coordinators' txs */
 	/* Re-replication (rerep.h): */
 	FARM_MSG_REREP = 40, /* new backup to a region's primary: bytes of the region */
 };
