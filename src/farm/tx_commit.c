@@ -1118,8 +1118,13 @@ uint64_t farm__tx_unapplied(struct farm *f)
 	struct farm_txs *t = f->tx;
 	uint64_t n = 0;
 
-	for (uint32_t c = 0; c < t->nrings; c++)
-		n += __atomic_load_n(&t->ring[c].ctl->trunc, __ATOMIC_ACQUIRE) - t->ring[c].head;
+	for (uint32_t c = 0; c < t->nrings; c++) {
+		const struct farm_txring *r = &t->ring[c];
+		if (r->retired)
+			continue; /* recovery applied it; its coordinator is gone */
+		n += r->dead ? r->end - r->head
+			     : __atomic_load_n(&r->ctl->trunc, __ATOMIC_ACQUIRE) - r->head;
+	}
 	for (uint32_t p = 0; p < t->nrings; p++)
 		n += t->peer[p].trunc != t->peer[p].trunc_sent;
 	return n + (t->done_tail - t->done_head);
