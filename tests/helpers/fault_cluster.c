@@ -143,7 +143,11 @@ static void try_rejoin(struct nctx *x, const struct farm_config *next)
 				 sizeof(me->rejoin_err));
 	me->rejoin_rc = rc ? rc : 1;
 	if (rc) {
+		/* As farmd does when it cannot serve: leave, so the CM takes
+		 * us out again and the survivors lead our regions again. */
 		x->f = NULL;
+		farm_membership_stop(x->m);
+		x->m = NULL;
 		return;
 	}
 	farm__membership_attach(x->f, farm_membership_serving_flag(x->m),
@@ -168,6 +172,8 @@ static void mpoll(struct nctx *x)
 	struct farm_membership_stats st;
 	char err[256];
 
+	if (!x->m)
+		return;
 	farm_membership_get_stats(x->m, &st);
 	me->is_cm = st.is_cm;
 	me->zk_up = st.zk_connected;
@@ -645,7 +651,8 @@ static int node_main(void *p)
 		serve(x, 2);
 out:
 	/* As farmd: membership first (the lease thread fences the node). */
-	farm_membership_stop(x->m);
+	if (x->m)
+		farm_membership_stop(x->m);
 	__atomic_store_n(&g_f, NULL, __ATOMIC_RELEASE);
 	farm_bank_close(x->b);
 	if (x->f)
@@ -1031,10 +1038,38 @@ void flt_judge(struct flt_cluster *c, uint32_t surv, uint64_t resumed_min, struc
 		const struct flt_final *fn = &sh->fin[i];
 		if (fn->rc) {
 			v->unreadable++;
-			if (v->unreadable <= 5)
-				say(v, "account %u (%#llx): final read %s after %u retries\n", i,
-				    (unsigned long long)sh->acct[i], farm_strerror(fn->rc),
-				    fn->retries);
+			if (v->unreadable <= 5) {
+				uint32_t r = FARM_REGION(sh->acct[i]);
+				int prim = -1;
+				for (uint32_t k = 0; k < sh->n; k++)
+					if (r < FLT_MAX_REGIONS && sh->node[k].role[r] == 0)
+						prim = (int)k + 1;
+				/* Its header at each survivor's replica (the dump). */
+				char hdrs[160] = "";
+				size_t at = 0;
+				for (uint32_t k = 0; k < sh->n && at < sizeof(hdrs) - 40; k++) {
+					if (sh->node[k].dead || !sh->node[k].finished ||
+					    r >= c->seed.regions || sh->node[k].held_role[r] < 0)
+						continue;
+					uint64_t hw;
+					memcpy(&hw,
+					       c->dump +
+						   ((size_t)k * c->seed.regions + r) *
+						       c->seed.region_size +
+						   FARM_OFFSET(sh->acct[i]),
+					       8);
+					at += (size_t)snprintf(hdrs + at, sizeof(hdrs) - at,
+							       " node %u (role %d): %s", k + 1,
+							       sh->node[k].held_role[r],
+							       farm_hdr_locked(hw) ? "LOCKED" : "unlocked");
+				}
+				say(v,
+				    "account %u (%#llx, region %u, led by node %d at start%s): final "
+				    "read %s after %u retries; header at%s\n",
+				    i, (unsigned long long)sh->acct[i], r, prim,
+				    prim > 0 && sh->node[prim - 1].dead ? ", killed" : "",
+				    farm_strerror(fn->rc), fn->retries, at ? hdrs : " no replica");
+			}
 			continue;
 		}
 		v->total += fn->balance;
