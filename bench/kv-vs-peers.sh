@@ -15,6 +15,10 @@
 #               (N processes, memcached text protocol)
 #   gateway     farmd's memcached gateway on node 1, driven by kvload
 #   gateways    one gateway per client (nodes 1..N), the same table
+#   gateway-shared  one port that every node of the cluster serves
+#               (farmd --memcached-shared-port: SO_REUSEPORT, the kernel
+#               spreads connections over the nodes by a hash), the way a
+#               host's nodes are one memcached endpoint; driven by kvload
 # Every peer is started here on a free 127.0.0.1 port and stopped by pid; the
 # cluster is stopped by `farm cluster down` (pids in its run directory).
 # Each figure is the median of --runs runs (a run = every row once, in turn,
@@ -41,9 +45,11 @@ for t in redis-server redis-benchmark memcached python3; do
 done
 
 WORK=$(mktemp -d /tmp/kv-vs-peers.XXXXXX)
+SHARED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export SHARED_PORT
 cat >"$WORK/farmd" <<EOF
 #!/usr/bin/env bash
-exec -a farmd "$BUILD/farmd" "\$@" --memcached-port 0
+exec -a farmd "$BUILD/farmd" "\$@" --memcached-port 0 --memcached-shared-port $SHARED_PORT
 EOF
 chmod +x "$WORK/farmd"
 cleanup() {
@@ -144,9 +150,14 @@ try:
         gws.append(int(m[-1]))
     gw1 = "127.0.0.1:%d" % gws[0]
     gwn = ",".join("127.0.0.1:%d" % p for p in gws)
+    gwsh = "127.0.0.1:%s" % os.environ["SHARED_PORT"]
+    # listeners on the shared port (/proc/net/tcp, state 0A): one per node
+    shared_listeners = sum(1 for l in open("/proc/net/tcp").readlines()[1:]
+                           if l.split()[3] == "0A"
+                           and int(l.split()[1].split(":")[1], 16) == int(os.environ["SHARED_PORT"]))
     mc = "127.0.0.1:%d" % mc_port
-    log("peers: memcached %s, redis %d, gateways %s, native: nodes 1..%d of 3 (shm)"
-        % (mc, rd_port, gwn, N))
+    log("peers: memcached %s, redis %d, gateways %s, shared %s, native: nodes 1..%d of %d (shm)"
+        % (mc, rd_port, gwn, gwsh, N, max(3, N)))
 
     def redis_load(vsize):
         s = socket.create_connection(("127.0.0.1", rd_port))
@@ -191,7 +202,8 @@ try:
                 rows = [("native", lambda: kvload("--native", os.path.join(work, "run"), *common)),
                         ("memcached", lambda: kvload("--server", mc, *common)),
                         ("gateway", lambda: kvload("--server", gw1, *common)),
-                        ("gateways", lambda: kvload("--server", gwn, *common))]
+                        ("gateways", lambda: kvload("--server", gwn, *common)),
+                        ("gateway-shared", lambda: kvload("--server", gwsh, *common))]
                 if dist == "uniform":
                     rows += [("redis", lambda: redis_get(vsize, 1)),
                              ("redis-P16", lambda: redis_get(vsize, 16))]
@@ -200,7 +212,7 @@ try:
                     if "misses" in r and (r["misses"] or r["errors"]):
                         sys.exit("kv-vs-peers: %s missed loaded keys: %r" % (name, r))
                     results.setdefault((vsize, dist, name), []).append(r)
-                    log("  run %d/%d  %5d B %-7s %-10s %12.0f ops/s  p50 %7.2f us  p99 %7.2f us"
+                    log("  run %d/%d  %5d B %-7s %-14s %12.0f ops/s  p50 %7.2f us  p99 %7.2f us"
                         % (run + 1, R, vsize, dist, name, r["ops_per_sec"], r["p50_us"], r["p99_us"]))
     load_after = loadavg()
 finally:
@@ -209,9 +221,11 @@ finally:
 med = {k: {m: statistics.median(x[m] for x in v) for m in ("ops_per_sec", "p50_us", "p99_us")}
        for k, v in results.items()}
 BARS = [("native", "redis", 20), ("native", "redis-P16", 3), ("native", "memcached", 20),
-        ("gateway", "memcached", 1), ("gateways", "memcached", 1)]
+        ("gateway", "memcached", 1), ("gateways", "memcached", 1),
+        ("gateway-shared", "memcached", 1)]
 out = {"clients": N, "keys": K, "key_size": 16, "duration_s": S, "runs": R,
        "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
+       "nodes": max(3, N), "shared_port_listeners": shared_listeners,
        "results": [], "ratios": []}
 for (vsize, dist, name), m in sorted(med.items()):
     out["results"].append(dict(value_size=vsize, dist=dist, store=name, runs=len(results[(vsize, dist, name)]), **m))
@@ -231,12 +245,12 @@ if opt["json"]:
 print()
 print("GET ops/s, medians of %d runs; %d clients, %d keys, 16 B keys; load %.1f -> %.1f on %d CPUs"
       % (R, N, K, load_before, load_after, os.cpu_count()))
-print("%-6s %-8s %-10s %14s %10s %10s" % ("value", "keys", "store", "ops/s", "p50 us", "p99 us"))
+print("%-6s %-8s %-14s %14s %10s %10s" % ("value", "keys", "store", "ops/s", "p50 us", "p99 us"))
 for r in out["results"]:
-    print("%-6d %-8s %-10s %14.0f %10.2f %10.2f" % (r["value_size"], r["dist"], r["store"],
+    print("%-6d %-8s %-14s %14.0f %10.2f %10.2f" % (r["value_size"], r["dist"], r["store"],
                                                     r["ops_per_sec"], r["p50_us"], r["p99_us"]))
 print()
 for r in out["ratios"]:
-    print("%5d B %-8s %-20s %8.2fx  (bar >= %dx: %s)" % (r["value_size"], r["dist"], r["what"], r["ratio"],
+    print("%5d B %-8s %-26s %8.2fx  (bar >= %dx: %s)" % (r["value_size"], r["dist"], r["what"], r["ratio"],
                                                          r["bar"], "met" if r["met"] else "NOT met"))
 PY

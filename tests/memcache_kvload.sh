@@ -77,10 +77,12 @@ python3 - "$DIR/out" <<'PY' || fail=1
 import json, sys
 r = json.load(open(sys.argv[1]))
 stores = {(x["dist"], x["store"]) for x in r["results"] if x["ops_per_sec"] > 0}
-want = {(d, s) for d in ("uniform", "zipf") for s in ("native", "memcached", "gateway", "gateways")}
+want = {(d, s) for d in ("uniform", "zipf") for s in ("native", "memcached", "gateway", "gateways",
+                                                    "gateway-shared")}
 want |= {("uniform", "redis"), ("uniform", "redis-P16")}
 ratios = {(x["dist"], x["what"]) for x in r["ratios"]}
 ok = want <= stores and ("uniform", "native/redis") in ratios and ("zipf", "gateway/memcached") in ratios
+ok = ok and ("zipf", "gateway-shared/memcached") in ratios and r["shared_port_listeners"] == r["nodes"]
 if not ok:
     print("FAIL: kv-vs-peers json: stores %s ratios %s" % (sorted(stores), sorted(ratios)))
 sys.exit(0 if ok else 1)

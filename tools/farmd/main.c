@@ -36,6 +36,7 @@
 #define ADMIN_EVERY_NS 1000000 /* look at the admin socket this often when busy */
 #define OPT_MC_PORT    1001    /* long-only options */
 #define OPT_MC_ADDR    1002
+#define OPT_MC_SHARED  1003
 
 static const char usage_text[] =
     "usage: farmd --config FILE --id N [--timeout MS] [--log-level L] [--zk HOSTS]\n"
@@ -55,6 +56,8 @@ static const char usage_text[] =
     "  --memcached-port P  serve the memcached text protocol on TCP port P (0: any\n"
     "                    free port, logged) from the key-value table \"memcached\"\n"
     "  --memcached-addr A  address for it (default 127.0.0.1, loopback only)\n"
+    "  --memcached-shared-port P  also serve it on port P shared (SO_REUSEPORT)\n"
+    "                    with the other nodes of this host given the same P\n"
     "  --help            this text\n"
     "\n"
     "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or config.\n";
@@ -207,12 +210,13 @@ int main(int argc, char **argv)
 	    {"zk", required_argument, NULL, 'z'},      {"lease-ms", required_argument, NULL, 'L'},
 	    {"memcached-port", required_argument, NULL, OPT_MC_PORT},
 	    {"memcached-addr", required_argument, NULL, OPT_MC_ADDR},
+	    {"memcached-shared-port", required_argument, NULL, OPT_MC_SHARED},
 	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	static struct farmd d; /* big (config, client buffers): not on the stack */
 	enum farmd_level level = FARMD_INFO;
 	const char *mc_addr = "127.0.0.1";
-	long mc_port = -1;
+	long mc_port = -1, mc_shared = 0;
 	bool mc_failed = false;
 	const char *conf = NULL, *zk = NULL;
 	long id = -1, timeout = 10000, lease_ms = 0;
@@ -252,6 +256,9 @@ int main(int argc, char **argv)
 		case OPT_MC_ADDR:
 			mc_addr = optarg;
 			break;
+		case OPT_MC_SHARED:
+			mc_shared = parse_long(optarg, 1, 65535, "--memcached-shared-port");
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -268,6 +275,8 @@ int main(int argc, char **argv)
 		usage_error("%s", "--config FILE is required");
 	if (id < 0)
 		usage_error("%s", "--id N is required");
+	if (mc_shared && mc_port < 0)
+		usage_error("%s", "--memcached-shared-port needs --memcached-port");
 
 	farmd_log_init((uint32_t)id, level);
 	rc = farm_config_load(conf, &d.cfg, err, sizeof(err));
@@ -364,7 +373,8 @@ int main(int argc, char **argv)
 		  (unsigned long long)farm_config_id(d.f), d.sock_path);
 	log_placement(&d);
 	if (mc_port >= 0) {
-		rc = mc_gw_open(d.f, mc_addr, (int)mc_port, &d.mc, err, sizeof(err));
+		rc = mc_gw_open(d.f, mc_addr, (int)mc_port, (int)mc_shared, &d.mc, err,
+				sizeof(err));
 		if (rc < 0) {
 			farmd_log(FARMD_ERROR, "memcached gateway: %s", err);
 			mc_failed = d.stop = true;
@@ -372,6 +382,9 @@ int main(int argc, char **argv)
 		} else {
 			farmd_log(FARMD_INFO, "memcached gateway on %s port %d (table %s)", mc_addr,
 				  mc_gw_port(d.mc), MC_GW_TABLE);
+			if (mc_shared)
+				farmd_log(FARMD_INFO, "memcached gateway shared port %ld",
+					  mc_shared);
 		}
 	}
 

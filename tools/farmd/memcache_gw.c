@@ -13,6 +13,13 @@
  * read before the replies go out in one send. A client that does not read
  * its replies stops being read (EPOLLIN off) once MC_GW_HIGH bytes wait, so
  * one connection's memory stays bounded (memcache.h says by what).
+ *
+ * A node is one thread where memcached has several, so a host's nodes can
+ * also share one port (SO_REUSEPORT, a second listener in the same epoll
+ * set): the kernel spreads the connections over them by a hash of the
+ * addresses. Each node serves as fast as a memcached worker when its client
+ * runs on the same CPU (docs/memcached.md has the measurements); what it
+ * cannot do alone is serve two clients on two CPUs.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -48,7 +55,7 @@ struct gw_conn {
 struct mc_gw {
 	struct farm *f;
 	struct farm_kv *kv;
-	int epfd, lfd, ffd, port;
+	int epfd, lfd, sfd, ffd, port;
 	unsigned nconns;
 	struct gw_conn *conns;
 	struct mc_exec ex;
@@ -56,8 +63,8 @@ struct mc_gw {
 	char version[32];
 };
 
-/* epoll tags of the two descriptors that are not clients */
-static char tag_listen, tag_farm;
+/* epoll tags of the descriptors that are not clients */
+static char tag_listen, tag_shared, tag_farm;
 
 /* ---- the store: the kv table -------------------------------------------- */
 
@@ -123,12 +130,12 @@ static void conn_watch(struct mc_gw *g, struct gw_conn *c, uint32_t events)
 		c->events = events;
 }
 
-static void accept_all(struct mc_gw *g)
+static void accept_all(struct mc_gw *g, int lfd)
 {
 	static const char busy[] = "ERROR Too many open connections\r\n";
 	int fd;
 
-	while ((fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct gw_conn *c = NULL;
 		struct epoll_event ev = {.events = EPOLLIN};
 		int one = 1;
@@ -216,7 +223,9 @@ static int dispatch(struct mc_gw *g, struct epoll_event *ev, int n, bool *node)
 		if (ev[i].data.ptr == &tag_farm) {
 			*node = true; /* the loop's farm_poll takes it */
 		} else if (ev[i].data.ptr == &tag_listen) {
-			accept_all(g);
+			accept_all(g, g->lfd);
+		} else if (ev[i].data.ptr == &tag_shared) {
+			accept_all(g, g->sfd);
 		} else {
 			conn_io(g, ev[i].data.ptr, ev[i].events);
 		}
@@ -271,8 +280,8 @@ int mc_gw_port(const struct mc_gw *g)
 	return g->port;
 }
 
-static int listen_on(const char *addr, int port, int *fd_out, int *port_out, char *err,
-		     size_t errlen)
+static int listen_on(const char *addr, int port, bool shared, int *fd_out, int *port_out,
+		     char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
@@ -291,6 +300,7 @@ static int listen_on(const char *addr, int port, int *fd_out, int *port_out, cha
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
 		rc = -errno;
@@ -307,8 +317,8 @@ static int listen_on(const char *addr, int port, int *fd_out, int *port_out, cha
 	return 0;
 }
 
-int mc_gw_open(struct farm *f, const char *addr, int port, struct mc_gw **out, char *err,
-	       size_t errlen)
+int mc_gw_open(struct farm *f, const char *addr, int port, int shared_port, struct mc_gw **out,
+	       char *err, size_t errlen)
 {
 	struct farm_kv_opts opts = {.flags = FARM_KV_CREATE};
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -319,7 +329,7 @@ int mc_gw_open(struct farm *f, const char *addr, int port, struct mc_gw **out, c
 	if (!g)
 		return -ENOMEM;
 	g->f = f;
-	g->epfd = g->lfd = -1;
+	g->epfd = g->lfd = g->sfd = -1;
 	g->ex.max_value = FARM_KV_VAL_MAX - MC_ITEM_HDR_MAX;
 	g->scratch = malloc(FARM_KV_VAL_MAX);
 	if (!g->scratch) {
@@ -332,7 +342,9 @@ int mc_gw_open(struct farm *f, const char *addr, int port, struct mc_gw **out, c
 			 farm_strerror(rc));
 		goto fail;
 	}
-	rc = listen_on(addr, port, &g->lfd, &g->port, err, errlen);
+	rc = listen_on(addr, port, false, &g->lfd, &g->port, err, errlen);
+	if (rc == 0 && shared_port > 0)
+		rc = listen_on(addr, shared_port, true, &g->sfd, &shared_port, err, errlen);
 	if (rc < 0)
 		goto fail;
 	g->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -344,6 +356,9 @@ int mc_gw_open(struct farm *f, const char *addr, int port, struct mc_gw **out, c
 	}
 	ev.data.ptr = &tag_listen;
 	if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, g->lfd, &ev) < 0)
+		goto fail_errno;
+	ev.data.ptr = &tag_shared;
+	if (g->sfd >= 0 && epoll_ctl(g->epfd, EPOLL_CTL_ADD, g->sfd, &ev) < 0)
 		goto fail_errno;
 	ev.data.ptr = &tag_farm;
 	if (g->ffd < 0 || epoll_ctl(g->epfd, EPOLL_CTL_ADD, g->ffd, &ev) < 0)
@@ -375,6 +390,8 @@ void mc_gw_close(struct mc_gw *g)
 		close(g->epfd);
 	if (g->lfd >= 0)
 		close(g->lfd);
+	if (g->sfd >= 0)
+		close(g->sfd);
 	if (g->kv)
 		farm_kv_close(g->kv);
 	free(g->scratch);

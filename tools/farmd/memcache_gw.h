@@ -22,9 +22,13 @@
 struct mc_gw;
 
 /* Listen on addr:port (TCP; addr is an IPv4 or IPv6 literal, port 0 picks
- * a free one), open (create) the table. On failure a sentence in err. */
-int mc_gw_open(struct farm *f, const char *addr, int port, struct mc_gw **out, char *err,
-	       size_t errlen);
+ * a free one), and on addr:shared_port too when it is > 0, with
+ * SO_REUSEPORT: every node of this host that gives the same shared port
+ * serves it, the kernel spreading the connections over them (one node is
+ * one thread; memcached has several). Opens (creates) the table. On
+ * failure a sentence in err. */
+int mc_gw_open(struct farm *f, const char *addr, int port, int shared_port, struct mc_gw **out,
+	       char *err, size_t errlen);
 /* The port it listens on. */
 int mc_gw_port(const struct mc_gw *g);
 /* Serve whatever is ready, without blocking. Returns the events handled. */
