@@ -280,8 +280,8 @@ int mc_gw_port(const struct mc_gw *g)
 	return g->port;
 }
 
-static int listen_on(const char *addr, int port, bool shared, int *fd_out, int *port_out,
-		     char *err, size_t errlen)
+static int listen_on(const char *addr, int port, bool shared, int *fd_out, int *port_out, char *err,
+		     size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
