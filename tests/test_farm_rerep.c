@@ -191,7 +191,8 @@ static int node_removal(struct farm *f, int idx, struct fc_shared *sh, void *arg
 	next.nmembers = RR_NODES - 1;
 	next.config_id = 2;
 	farm__rerep_set_log(f, log_line, (void *)(uintptr_t)farm_self(f));
-	farm__rerep_set_chunk(f, 4096); /* many round trips: a copy that lasts */
+	farm__rerep_set_chunk(f, 4096); /* many round trips, paced: a copy that lasts */
+	farm__rerep_set_pace(f, 500);
 	FC_CHECK_RC(sh, idx, farm__adopt_config(f, &next, err, sizeof(err)), 0);
 	sh->count[idx][0] = (uint64_t)farm__rerep_pending(f);
 	__atomic_store_n(&sh->count[idx][1], (uint64_t)farm__rerep_pending(f), __ATOMIC_RELEASE);

@@ -104,6 +104,7 @@ struct farm_rerep {
 	uint32_t nregions;
 	uint32_t active;
 	uint32_t chunk;
+	uint64_t pace_ns; /* at least this between two requests of a copy */
 	uint32_t cursor;
 	/* The request in flight. */
 	bool busy, q_fix;
@@ -597,6 +598,7 @@ void farm__rerep_reap(struct farm *f, const struct unet_msg_comp *c)
 	}
 	s->st.chunks++;
 	s->st.bytes += n;
+	rr->next_ns = now + s->pace_ns;
 	rr->bytes += n;
 	rr->hwm = rep.value;
 	if (s->q_fix)
@@ -788,6 +790,12 @@ void farm__rerep_set_chunk(struct farm *f, uint32_t bytes)
 	if (bytes > FARM_REREP_CHUNK)
 		bytes = FARM_REREP_CHUNK;
 	f->rerep->chunk = bytes & ~(FARM_LINE - 1);
+}
+
+void farm__rerep_set_pace(struct farm *f, uint32_t us)
+{
+	if (f && f->rerep)
+		f->rerep->pace_ns = (uint64_t)(us > 1000000 ? 1000000 : us) * 1000;
 }
 
 int farm__rerep_fetch(struct farm *f, uint32_t member, uint32_t region, uint64_t off,

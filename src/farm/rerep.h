@@ -91,6 +91,11 @@ void farm__rerep_set_log(struct farm *f, farm_rerep_log_fn fn, void *arg);
  * clamped to [4 KiB, FARM_REREP_CHUNK]. */
 void farm__rerep_set_chunk(struct farm *f, uint32_t bytes);
 
+/* At least `us` microseconds (at most 1 s) between two requests of a copy:
+ * a background copy that leaves the primary's CPU to its clients (default
+ * 0: as fast as the primary answers). */
+void farm__rerep_set_pace(struct farm *f, uint32_t us);
+
 /* One FARM_MSG_REREP request to member `member`, waited for (bounded by
  * timeout_ms): the reply's status; *got bytes into buf (cap bytes), *hwm
  * the high-water mark. For tests and tools; node thread only. */
