@@ -60,7 +60,9 @@ usage_error --runs 0
 usage_error --warmup-ms 100
 [ -e "$C/farm.conf" ] && bad "a usage error started a cluster" || ok "usage errors start nothing"
 
-SMALL=(--name "$NAME" --dir "$C" --lease-ms 50 --accounts 200 --warmup-ms 700 --after-ms 400)
+# farmd's default lease (100 ms): a 50 ms one can lapse by itself under ASan
+# at load 14, and the run then fails (a survivor is removed).
+SMALL=(--name "$NAME" --dir "$C" --accounts 200 --warmup-ms 700 --after-ms 1000)
 timeout 240 "$FARM" bench recovery --runs 2 "${SMALL[@]}" --png "$T/r.png" --json \
 	>"$T/json" 2>"$T/err"
 rc=$?
@@ -82,7 +84,7 @@ def need(cond, what):
         print("     | " + what); sys.exit(1)
 need(d["ok"] is True and d["workload"] == "bank", "ok, workload")
 need(d["runs_requested"] == 2 and d["runs_measured"] == 2, "two runs measured")
-need(d["window_ms"] == 5 and d["before_ms"] == 500 and d["lease_ms"] == 50, "parameters")
+need(d["window_ms"] == 5 and d["before_ms"] == 500 and d["lease_ms"] is None, "parameters")
 for k in ("back_ms", "stable_ms", "adopted_ms"):
     s = d[k]
     need(set(s) == {"median", "min", "max"}, k + " has median/min/max")
@@ -94,14 +96,18 @@ for r in d["runs"]:
     need(r["victim"] != r["cm"] and not r["victim_was_cm"], "victim is not the CM")
     need(r["victim_primary_of"] >= 1, "victim leads regions")
     need(sorted(r["survivors"] + [r["victim"]]) == [1, 2, 3], "two survivors")
-    need(r["before_median"] > 0 and r["before_mean"] > 0, "throughput before the kill")
-    need(len(r["curve"]) == 500 + 5 + 400 + 1 and r["curve_from_ms"] == -505, "curve length")
+    need(r["before"] > 0 and r["before_mean"] > 0 and r["before_median"] >= 0
+         and r["before_is"] in ("median", "mean"), "throughput before the kill")
+    need(len(r["curve"]) == 500 + 5 + 1000 + 1 and r["curve_from_ms"] == -505, "curve length")
     need(sum(r["curve"][:505]) > 0, "commits before the kill")
     need(0 <= r["kill_offset_ms"] < 1, "kill offset in its bucket")
     need(r["back_ms"] is None or r["back_ms"] >= 0, "back_ms")
+    # Within the second after the kill, even under ASan on a loaded machine.
     need(r["new_config"] >= 2 and r["adopted_first_ms"] is not None
-         and 0 < r["adopted_first_ms"] <= r["adopted_last_ms"] < 400,
-         "survivors moved to a configuration without the victim")
+         and 0 < r["adopted_first_ms"] <= r["adopted_last_ms"] < 1020,
+         "a survivor moved to a configuration without the victim: run %d new_config %s "
+         "adopted %s..%s" % (r["run"], r["new_config"], r["adopted_first_ms"],
+                             r["adopted_last_ms"]))
     for k in ("committed", "aborted", "errors", "violations", "gave_up", "baseline_dip_ms"):
         need(isinstance(r[k], int) and r[k] >= 0, k)
 EOF
@@ -119,7 +125,10 @@ fi
 timeout 120 "$FARM" bench recovery --runs 1 "${SMALL[@]}" --curve -10:40 --step 10 \
 	>"$T/plain" 2>"$T/err"
 rc=$?
-[ $rc -eq 0 ] && ok "1 run, plain output" || bad "plain run: exit $rc"
+[ $rc -eq 0 ] && ok "1 run, plain output" || {
+	bad "plain run: exit $rc"
+	tail -n 15 "$T/err" "$C/bench-recovery.log" 2>/dev/null | sed 's/^/     | /'
+}
 grep -Eq "^run 1: victim=[0-9]+ .*before_median=[0-9.]+ .*back_ms=([0-9.]+|none) " "$T/plain" &&
 	ok "per-run line" || bad "no per-run line"
 [ "$(grep -Ec '^ +[-+][0-9]+ ms +[0-9.]+' "$T/plain")" -eq 5 ] && ok "curve: 5 lines of 10 ms" ||

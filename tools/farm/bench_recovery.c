@@ -19,7 +19,8 @@
  *   before      median of the 1-ms buckets over the 500 ms before the kill
  *               (the survivors' own throughput: the victim's commits stop
  *               with it, so "as much as before" means as much as these
- *               nodes did before);
+ *               nodes did before); the mean when the median is 0 (most
+ *               milliseconds without a commit: a loaded machine);
  *   moving avg  the trailing --window-ms (default 5) mean ending at each
  *               bucket; "below" means below 90% of `before`;
  *   baseline    the longest stretch of "below" in the 500 ms before the
@@ -90,7 +91,8 @@ static const char usage[] =
     "  --png FILE        plot every run's curve with gnuplot (when installed)\n"
     "\n"
     "Before = median committed tx per 1-ms bucket over the 500 ms before the\n"
-    "kill (survivors only). Back = the first moment after the kill at which the\n"
+    "kill (survivors only; the mean when the median is 0). Back = the first moment after the kill "
+    "at which the\n"
     "--window-ms moving average is >= 90% of before again, after a dip longer\n"
     "than any the same curve shows in those 500 ms. Stable = from when on no\n"
     "such dip occurs until --after-ms. Reported: per run, then the median, min\n"
@@ -125,6 +127,8 @@ static void sleep_until(uint64_t until)
 
 struct analysis {
 	double before_median, before_mean;
+	double before; /* the reference: the median, or the mean when that is 0 */
+	bool before_is_mean;
 	long baseline_dip_ms; /* longest "below" stretch before the kill */
 	long dip_start_ms;    /* first long dip after the kill: its start, or -1 */
 	double back_ms;	      /* -1: never back within the curve */
@@ -168,7 +172,11 @@ static void analyse(const uint32_t *c, long n, long k0, double kill_off_ms, long
 	qsort(tmp, BEFORE_MS, sizeof(tmp[0]), cmp_u32);
 	a->before_median = (tmp[BEFORE_MS / 2 - 1] + tmp[BEFORE_MS / 2]) / 2.0;
 	a->before_mean = sum / BEFORE_MS;
-	thr = 0.9 * a->before_median;
+	/* More than half the milliseconds without a commit (a loaded machine,
+	 * or a slow workload): the median says nothing, the mean still does. */
+	a->before_is_mean = a->before_median < 1;
+	a->before = a->before_is_mean ? a->before_mean : a->before_median;
+	thr = 0.9 * a->before;
 
 	/* Trailing moving average ending at bucket m, from k0 - BEFORE_MS on. */
 	long first = k0 - BEFORE_MS;
@@ -623,14 +631,15 @@ static void stats(double *v, int n, double *med, double *min, double *max)
  * over the step, a bar scaled to `before`, events marked. */
 static void print_curve(const struct params *p, const struct run *r, int k)
 {
-	double before = r->a.before_median > 0 ? r->a.before_median : 1;
+	double before = r->a.before > 0 ? r->a.before : 1;
 	double scale = 40.0 / (1.5 * before);
 
 	printf("curve run %d: committed tx per ms, survivors %u", k,
 	       r->nsurv ? r->survivors[0] : 0);
 	for (uint32_t i = 1; i < r->nsurv; i++)
 		printf("+%u", r->survivors[i]);
-	printf(", mean over %ld ms; '|' = 90%% of before (%.1f/ms)\n", p->step, r->a.before_median);
+	printf(", mean over %ld ms; '|' = 90%% of before (%.1f/ms, the %s)\n", p->step, r->a.before,
+	       r->a.before_is_mean ? "mean" : "median");
 	for (long t = p->curve_from; t < p->curve_to; t += p->step) {
 		double sum = 0;
 		long cnt = 0;
@@ -676,16 +685,17 @@ static void print_plain_run(const struct run *r, int k)
 	fmt_ms(a1, sizeof(a1), r->adopt_first_ms);
 	fmt_ms(a2, sizeof(a2), r->adopt_last_ms);
 	fmt_ms(det, sizeof(det), r->detect_ms);
-	printf("run %d: victim=%u%s primary_of=%u before_median=%.1f before_mean=%.1f "
+	printf("run %d: victim=%u%s primary_of=%u before=%s before_median=%.1f before_mean=%.1f "
 	       "baseline_dip_ms=%ld dip_start_ms=%ld back_ms=%s stable_ms=%s long_dips=%ld "
 	       "adopted_ms=%s..%s expiry_to_config_ms=%s committed=%llu aborted=%llu "
 	       "(read=%llu locked=%llu failure=%llu) errors=%llu violations=%llu gave_up=%u%s%s\n",
 	       k, r->victim, r->victim == r->cm ? "(cm)" : "", r->victim_regions,
-	       r->a.before_median, r->a.before_mean, r->a.baseline_dip_ms, r->a.dip_start_ms, back,
-	       stable, r->a.long_dips, a1, a2, det, (unsigned long long)r->committed,
-	       (unsigned long long)r->aborted, (unsigned long long)r->ab_read,
-	       (unsigned long long)r->ab_locked, (unsigned long long)r->ab_failure,
-	       (unsigned long long)r->errors, (unsigned long long)r->violations, r->gave_up,
+	       r->a.before_is_mean ? "mean" : "median", r->a.before_median, r->a.before_mean,
+	       r->a.baseline_dip_ms, r->a.dip_start_ms, back, stable, r->a.long_dips, a1, a2, det,
+	       (unsigned long long)r->committed, (unsigned long long)r->aborted,
+	       (unsigned long long)r->ab_read, (unsigned long long)r->ab_locked,
+	       (unsigned long long)r->ab_failure, (unsigned long long)r->errors,
+	       (unsigned long long)r->violations, r->gave_up,
 	       r->last_error[0] ? " last_error=" : "", r->last_error);
 }
 
@@ -703,9 +713,11 @@ static void print_json_run(const struct params *p, const struct run *r, int k)
 	       r->victim, r->victim == r->cm ? "true" : "false", r->cm, r->victim_regions);
 	for (uint32_t i = 0; i < r->nsurv; i++)
 		printf("%s%u", i ? "," : "", r->survivors[i]);
-	printf("],\"kill_ms\":%lld,\"kill_offset_ms\":%.3f,\"before_median\":%.1f,"
+	printf("],\"kill_ms\":%lld,\"kill_offset_ms\":%.3f,\"before\":%.2f,\"before_is\":\"%s\","
+	       "\"before_median\":%.1f,"
 	       "\"before_mean\":%.2f,\"baseline_dip_ms\":%ld,\"dip_start_ms\":%ld,\"back_ms\":",
-	       (long long)r->kill_ms, r->kill_off_ms, r->a.before_median, r->a.before_mean,
+	       (long long)r->kill_ms, r->kill_off_ms, r->a.before,
+	       r->a.before_is_mean ? "mean" : "median", r->a.before_median, r->a.before_mean,
 	       r->a.baseline_dip_ms, r->a.dip_start_ms);
 	json_ms(r->a.back_ms);
 	printf(",\"stable_ms\":");
@@ -762,7 +774,8 @@ static int write_png(const struct params *p, const struct run *runs, int nruns, 
 	fprintf(g, "'\n");
 	fprintf(g,
 		"set title 'farm bench recovery: kill -9 at 0 (%d runs, %ld ms moving average)'\n"
-		"set xlabel 'ms after kill -9'\nset ylabel 'committed tx/ms, %% of before (clipped at 300)'\n"
+		"set xlabel 'ms after kill -9'\nset ylabel 'committed tx/ms, %% of before (clipped "
+		"at 300)'\n"
 		"set xrange [%ld:%ld]\nset yrange [0:300]\nset grid\nset key top right\n"
 		"set arrow from 0, graph 0 to 0, graph 1 nohead dt 2 lc rgb 'red'\n",
 		nruns, p->window, p->curve_from, p->curve_to);
@@ -780,8 +793,8 @@ static int write_png(const struct params *p, const struct run *runs, int nruns, 
 					cnt++;
 				}
 			}
-			if (r->ok && cnt && r->a.before_median > 0)
-				fprintf(g, " %.2f", 100.0 * s / (double)cnt / r->a.before_median);
+			if (r->ok && cnt && r->a.before > 0)
+				fprintf(g, " %.2f", 100.0 * s / (double)cnt / r->a.before);
 			else
 				fprintf(g, " NaN");
 		}
@@ -969,7 +982,7 @@ int cmd_bench_recovery(int argc, char **argv)
 				 "run %d/%d: killed node %u%s, before %.1f tx/ms, configuration "
 				 "adopted +%s ms, back >= 90%% at +%s ms, stable from +%s ms",
 				 k + 1, p.runs, r->victim, r->victim == r->cm ? " (the CM)" : "",
-				 r->a.before_median, adopt, back, stable);
+				 r->a.before, adopt, back, stable);
 		} else {
 			progress(&c, "run %d/%d failed: %s", k + 1, p.runs, r->why);
 		}
@@ -992,7 +1005,7 @@ int cmd_bench_recovery(int argc, char **argv)
 		back[n] = runs[k].a.back_ms;
 		stable[n] = runs[k].a.stable_ms;
 		adopt[n] = runs[k].adopt_first_ms;
-		before[n] = runs[k].a.before_median;
+		before[n] = runs[k].a.before;
 		recovered += runs[k].a.back_ms >= 0;
 		n++;
 	}
@@ -1048,8 +1061,8 @@ int cmd_bench_recovery(int argc, char **argv)
 		json_ms(amin);
 		printf(",\"max\":");
 		json_ms(amax);
-		printf("},\"before_median\":{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", fmed,
-		       fmin, fmax);
+		printf("},\"before\":{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", fmed, fmin,
+		       fmax);
 		printf(",\"median_run\":%d,\"png\":", med_run + 1);
 		if (png_ok)
 			json_print_str(p.png);
@@ -1082,7 +1095,7 @@ int cmd_bench_recovery(int argc, char **argv)
 		       "runs=%d measured=%d recovered=%d back_ms_median=%s back_ms_min=%s "
 		       "back_ms_max=%s stable_ms_median=%s stable_ms_min=%s stable_ms_max=%s "
 		       "adopted_ms_median=%s adopted_ms_min=%s adopted_ms_max=%s "
-		       "before_median=%.1f load=%.2f,%.2f seed=%llu%s%s\n",
+		       "before=%.1f load=%.2f,%.2f seed=%llu%s%s\n",
 		       p.bank ? "bank" : "tatp", p.nodes, p.replicas,
 		       p.lease_ms ? p.lease_ms : "default", p.victim, p.window, p.runs, n,
 		       recovered, s1, s2, s3, s4, s5, s6, s7, s8, s9, fmed, load[0], load_end[0],
