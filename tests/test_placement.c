@@ -3,12 +3,16 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <errno.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "placement.h"
+#include "regionmap.h"
 
 #define REGIONS 4096
 
@@ -99,6 +103,69 @@ static void test_minimal_movement(void **state)
 	farm_ring_free(&r);
 }
 
+/* A joining member (regionmap.h) is an extra backup of exactly the regions
+ * it will hold once it has joined, and moves nothing else. */
+static void test_joining_member(void **state)
+{
+	static struct farm_config c3, c4, cj;
+	struct farm_rmap m3, m4, mj;
+	static char text[8192];
+	uint32_t extra = 0;
+
+	(void)state;
+	farm_config_defaults(&c3);
+	strcpy(c3.cluster, "j");
+	strcpy(c3.nic, "shm");
+	c3.region_size = 1 << 20;
+	c3.regions = 64;
+	c3.replicas = 3;
+	for (uint32_t i = 0; i < 4; i++) {
+		c4.members[i].id = i + 1;
+		snprintf(c4.members[i].addr, sizeof(c4.members[i].addr), "j-%u", i + 1);
+	}
+	memcpy(c3.members, c4.members, sizeof(c4.members));
+	c3.nmembers = 3;
+	cj = c3;
+	cj.nmembers = 4;
+	cj.members[3].joining = 1;
+	c4 = cj;
+	c4.members[3].joining = 0;
+	assert_int_equal(farm__config_finish(&c3, NULL, 0), 0);
+	assert_int_equal(farm__config_finish(&c4, NULL, 0), 0);
+	assert_int_equal(farm__config_finish(&cj, NULL, 0), 0);
+	assert_int_equal(farm_rmap_build(&m3, &c3), 0);
+	assert_int_equal(farm_rmap_build(&m4, &c4), 0);
+	assert_int_equal(farm_rmap_build(&mj, &cj), 0);
+	assert_int_equal(mj.kd, 3);
+	assert_int_equal(mj.k, 4);
+	for (uint32_t r = 0; r < 64; r++) {
+		const uint32_t *a = farm_rmap_replicas(&m3, r), *j = farm_rmap_replicas(&mj, r);
+		assert_memory_equal(a, j, 3 * sizeof(uint32_t));
+		bool will = farm_rmap_role(&m4, r, 4) >= 0;
+		assert_int_equal(j[3], will ? 4u : 0u);
+		assert_int_equal(farm_rmap_role(&mj, r, 4), will ? 3 : -1);
+		extra += will;
+	}
+	assert_true(extra > 0 && extra < 64);
+	/* The flag survives the file format, and a config of joiners only is
+	 * refused. */
+	assert_true(farm_config_format(&cj, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "joining = 4\n"));
+	static struct farm_config back;
+	assert_int_equal(farm_config_parse(text, &back, NULL, 0), 0);
+	assert_int_equal(back.members[3].joining, 1);
+	assert_int_equal(back.members[2].joining, 0);
+	assert_int_equal(farm_config_parse("cluster = j\nmember = 1 a\njoining = 2\n", &back,
+					   NULL, 0),
+			 -EINVAL);
+	assert_int_equal(farm_config_parse("cluster = j\nmember = 1 a\njoining = 1\n", &back,
+					   NULL, 0),
+			 -EINVAL);
+	farm_rmap_free(&m3);
+	farm_rmap_free(&m4);
+	farm_rmap_free(&mj);
+}
+
 static void test_bad_input(void **state)
 {
 	uint32_t dup[3] = {1, 2, 1};
@@ -114,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_distinct_replicas),
 		cmocka_unit_test(test_balance),
 		cmocka_unit_test(test_minimal_movement),
+		cmocka_unit_test(test_joining_member),
 		cmocka_unit_test(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,6 +48,8 @@ struct farm_member {
 	uint32_t id;        /* unique, > 0 */
 	char addr[128];     /* shm: endpoint name; udp/xdp: "IPV4:PORT" */
 	char netns[64];     /* network namespace the node runs in, "" = none */
+	uint8_t joining;    /* joined a running cluster and still being filled:
+			       holds only extra backup replicas (docs/recovery.md) */
 };
 
 /* A cluster's static configuration: the embedded default (no service
@@ -78,6 +80,7 @@ struct farm_config {
  *   log_size = 1M             (transaction log ring per coordinator)
  *   member = 1 farm-demo-1    (id, address[, netns])
  *   member = 2 farm-demo-2
+ *   joining = 3               (members still being filled: ids, comma-separated)
  * Unknown keys, bad numbers, duplicate member ids or addresses: -EINVAL,
  * with a message naming the line in `err` (may be NULL). */
 int farm_config_load(const char *path, struct farm_config *cfg, char *err, size_t errlen);

@@ -50,9 +50,20 @@ void farm_config_defaults(struct farm_config *cfg)
 	cfg->config_id = 1;
 }
 
+unsigned farm__config_ndata(const struct farm_config *cfg)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < cfg->nmembers; i++)
+		n += !cfg->members[i].joining;
+	return n;
+}
+
 unsigned farm__config_k(const struct farm_config *cfg)
 {
-	return cfg->replicas < cfg->nmembers ? cfg->replicas : cfg->nmembers;
+	unsigned n = farm__config_ndata(cfg);
+
+	return cfg->replicas < n ? cfg->replicas : n;
 }
 
 int farm__config_member(const struct farm_config *cfg, uint32_t id)
@@ -147,6 +158,8 @@ int farm__config_finish(struct farm_config *cfg, char *err, size_t errlen)
 	for (uint32_t i = 0; i < cfg->nmembers; i++)
 		if ((rc = check_member(cfg, i, &cfg->members[i], err, errlen, 0)))
 			return rc;
+	if (farm__config_ndata(cfg) == 0)
+		return fail(err, errlen, 0, "every member is joining: none holds the data");
 	if (cfg->regions == 0)
 		cfg->regions = FARM_DEFAULT_REGIONS_PER_MEMBER * cfg->nmembers;
 	if (cfg->regions > FARM_MAX_REGIONS)
@@ -265,12 +278,30 @@ static int parse_member(struct farm_config *cfg, char *v, char *err, size_t errl
 
 enum {
 	K_CLUSTER, K_NIC, K_REGION_SIZE, K_REGIONS, K_REPLICAS, K_VNODES, K_CONFIG_ID, K_RUN_DIR,
-	K_MEMBER, K_LOG_SIZE, K_COUNT
+	K_MEMBER, K_LOG_SIZE, K_JOINING, K_COUNT
 };
 static const char *const key_names[K_COUNT] = {
 	"cluster", "nic", "region_size", "regions", "replicas", "vnodes", "config_id", "run_dir",
-	"member", "log_size",
+	"member", "log_size", "joining",
 };
+
+/* joining = ID[,ID...]: members already listed (member lines come first). */
+static int parse_joining(struct farm_config *cfg, char *v, char *err, size_t errlen, int line)
+{
+	char *save = NULL;
+
+	for (char *tok = strtok_r(v, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		uint64_t id;
+		int i;
+		if (parse_u64(tok, false, UINT32_MAX, &id) || id == 0)
+			return fail(err, errlen, line, "joining: bad member id '%s'", tok);
+		if ((i = farm__config_member(cfg, (uint32_t)id)) < 0)
+			return fail(err, errlen, line,
+				    "joining: %s is not a member (member lines come first)", tok);
+		cfg->members[i].joining = 1;
+	}
+	return 0;
+}
 
 static int parse_line(struct farm_config *cfg, char *s, int line, int *seen, char *err,
 		      size_t errlen)
@@ -304,6 +335,8 @@ static int parse_line(struct farm_config *cfg, char *s, int line, int *seen, cha
 		return set_str(cfg->run_dir, sizeof(cfg->run_dir), val, err, errlen, line, key);
 	case K_MEMBER:
 		return parse_member(cfg, val, err, errlen, line);
+	case K_JOINING:
+		return parse_joining(cfg, val, err, errlen, line);
 	case K_REGION_SIZE:
 		if (parse_u64(val, true, UINT64_MAX, &n))
 			return fail(err, errlen, line, "region_size: bad number '%s'", val);
@@ -489,6 +522,14 @@ int farm_config_format(const struct farm_config *cfg, char *buf, size_t len)
 		put(buf, len, &at, "member = %u %s%s%s\n", m->id, m->addr, m->netns[0] ? " " : "",
 		    m->netns);
 	}
+	for (uint32_t i = 0, n = 0; i < cfg->nmembers; i++)
+		if (cfg->members[i].joining)
+			put(buf, len, &at, "%s%u", n++ ? "," : "joining = ", cfg->members[i].id);
+	for (uint32_t i = 0; i < cfg->nmembers; i++)
+		if (cfg->members[i].joining) {
+			put(buf, len, &at, "\n");
+			break;
+		}
 	if (at >= len)
 		return -ENOSPC;
 	return (int)at;

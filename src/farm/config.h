@@ -30,6 +30,8 @@ int farm__config_finish(struct farm_config *cfg, char *err, size_t errlen);
 
 /* Replica count actually used: replicas capped at the member count. */
 unsigned farm__config_k(const struct farm_config *cfg);
+/* Members that hold data: not joining. */
+unsigned farm__config_ndata(const struct farm_config *cfg);
 
 /* Index of member `id` in cfg->members, or -ENOENT. */
 int farm__config_member(const struct farm_config *cfg, uint32_t id);

@@ -315,7 +315,7 @@ static uint64_t config_hash(const struct farm_config *c)
 	h = farm_hash64(h ^ c->vnodes);
 	h = farm_hash64(h ^ c->nmembers);
 	for (uint32_t i = 0; i < c->nmembers; i++)
-		h = farm_hash64(h ^ c->members[i].id);
+		h = farm_hash64(h ^ c->members[i].id ^ (uint64_t)c->members[i].joining << 32);
 	return h;
 }
 
@@ -838,9 +838,15 @@ int farm_region_replicas(const struct farm *f, uint32_t region, uint32_t *out, u
 	if (region >= f->map.nregions)
 		return -ENOENT;
 	rep = farm_rmap_replicas(&f->map, region);
-	for (uint32_t i = 0; i < f->map.k && i < max && out; i++)
-		out[i] = rep[i];
-	return (int)f->map.k;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < f->map.k; i++) {
+		if (!rep[i])
+			continue; /* a slot no joiner fills */
+		if (out && n < max)
+			out[n] = rep[i];
+		n++;
+	}
+	return (int)n;
 }
 
 void farm_get_stats(const struct farm *f, struct farm_stats *st)

@@ -140,10 +140,15 @@ static void pend_start(struct farm *f, uint32_t i)
 {
 	struct farm_pend *p = &f->pends[i];
 
-	p->acks_left = f->map.k - 1;
+	const uint32_t *rep = farm_rmap_replicas(&f->map, p->region);
+
+	p->acks_left = 0;
 	p->to_send = 0;
 	for (uint32_t b = 1; b < f->map.k; b++)
-		p->to_send |= 1u << b;
+		if (rep[b]) { /* 0: a slot no joiner fills (regionmap.h) */
+			p->to_send |= 1u << b;
+			p->acks_left++;
+		}
 	pend_kick(f, i);
 	if (p->to_send)
 		f->pend_unsent++;
@@ -274,7 +279,7 @@ int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool l
 	p->obj_off = off;
 	p->value = FARM_ADDR(region, off);
 	pend_waiter(p, local, local_op, from);
-	if (p->ch.n == 0 || f->map.k == 1)
+	if (p->ch.n == 0 || f->map.k == 1 || !farm_rmap_replicas(&f->map, region)[1])
 		pend_finish(f, (uint32_t)pi);
 	else
 		pend_start(f, (uint32_t)pi);

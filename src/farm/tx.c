@@ -31,7 +31,9 @@
 int farm__tx_init(struct farm *f, char *err, size_t errlen)
 {
 	struct farm_txs *t = calloc(1, sizeof(*t));
-	uint32_t k = f->map.k;
+	/* Sized for the most replica slots any configuration can give a
+	 * region: every data replica plus as many joiners (regionmap.h). */
+	uint32_t k = 2 * f->map.kd;
 	int rc;
 
 	if (!t)

@@ -485,15 +485,19 @@ static int plan(struct farm_tx *tx)
 		uint32_t region = FARM_REGION(w->addr), k;
 		uint32_t elen = farm_log_ent_len(ent_image(w));
 		struct farm_txpart *p;
-		int rep[8];
+		int rep[16]; /* 2 x FARM_MAX_REPLICAS: data replicas and joiners */
 
 		/* From the current map, not a copy: the map is the
 		 * configuration's, and configurations change. */
 		if (region >= f->map.nregions)
 			return -ENOENT;
-		for (uint32_t b = 0; b < nrep; b++)
-			if ((rep[b] = farm__tx_lix(t, farm_rmap_replicas(&f->map, region)[b])) < 0)
+		for (uint32_t b = 0; b < nrep; b++) {
+			uint32_t id = farm_rmap_replicas(&f->map, region)[b];
+			if (!id)
+				rep[b] = -1; /* a slot no joiner fills */
+			else if ((rep[b] = farm__tx_lix(t, id)) < 0)
 				return -EPROTO;
+		}
 		for (k = 0; k < t->nregions && t->regions[k] != region; k++)
 			;
 		if (k == t->nregions)
@@ -506,6 +510,8 @@ static int plan(struct farm_tx *tx)
 		    (FARM_TXW_ALLOC | FARM_TXW_FREE))
 			continue;
 		for (uint32_t b = 1; b < nrep; b++) {
+			if (rep[b] < 0)
+				continue;
 			p = involve(t, (uint32_t)rep[b]);
 			p->cb[p->ncb++] = (uint8_t)i;
 			p->len_cb += elen;
