@@ -53,6 +53,7 @@ static struct zk_server srv;
 static const char *skip_reason;
 static uint64_t g_seed;
 static struct flt_cluster C;
+static struct flt_verdict V;
 static int scen;
 
 #define SKIP_IF_NO_ZK()                                                                            \
@@ -239,7 +240,7 @@ static int pick_victim(uint32_t avoid)
 /* Kill the members in `victims` while the bank runs; judge the rest. */
 static void kill_and_judge(uint32_t victims, const char *what)
 {
-	struct flt_verdict *v = calloc(1, sizeof(*v));
+	struct flt_verdict *v = &V; /* static: a failed assertion leaves by longjmp */
 	uint32_t surv = all_mask() & ~victims;
 
 	assert_non_null(v);
@@ -277,7 +278,6 @@ static void kill_and_judge(uint32_t victims, const char *what)
 	judge(surv, 50, v);
 	no_violations(surv);
 	expect_clean(v);
-	free(v);
 }
 
 /* ---- the harness itself ----------------------------------------------------------------- */
@@ -287,7 +287,7 @@ static void test_no_fault_passes(void **state)
 	(void)state;
 	SKIP_IF_NO_ZK();
 	struct flt_opts o;
-	struct flt_verdict *v = calloc(1, sizeof(*v));
+	struct flt_verdict *v = &V; /* static: a failed assertion leaves by longjmp */
 
 	opts(&o, "fnone", 3, 3);
 	up(&o);
@@ -301,7 +301,6 @@ static void test_no_fault_passes(void **state)
 	assert_true(v->copies_ok);
 	assert_int_equal(v->in_doubt, 0);
 	assert_true(v->objects_cmp >= C.sh->accounts); /* every account compared */
-	free(v);
 }
 
 /* A lost update (an account's early value written back with a plain write
@@ -312,7 +311,7 @@ static void test_sabotage_is_caught(void **state)
 	(void)state;
 	SKIP_IF_NO_ZK();
 	struct flt_opts o;
-	struct flt_verdict *v = calloc(1, sizeof(*v));
+	struct flt_verdict *v = &V; /* static: a failed assertion leaves by longjmp */
 	char want[64];
 
 	opts(&o, "fsab", 3, 3);
@@ -343,7 +342,6 @@ static void test_sabotage_is_caught(void **state)
 	snprintf(want, sizeof(want), "region %d: node", C.sh->sab_region);
 	assert_non_null(strstr(v->text, want));
 	assert_true(v->resumed_ok);
-	free(v);
 }
 
 /* ---- faults ------------------------------------------------------------------------------ */
@@ -427,7 +425,7 @@ static void test_zk_restart(void **state)
 	(void)state;
 	SKIP_IF_NO_ZK();
 	struct flt_opts o;
-	struct flt_verdict *v = calloc(1, sizeof(*v));
+	struct flt_verdict *v = &V; /* static: a failed assertion leaves by longjmp */
 
 	opts(&o, "fzk", 3, 3);
 	up(&o);
@@ -461,7 +459,6 @@ static void test_zk_restart(void **state)
 	assert_true(down > 0);
 	no_violations(all_mask());
 	expect_clean(v);
-	free(v);
 }
 
 /* ---- partition ---------------------------------------------------------------------------- */
@@ -498,7 +495,7 @@ static void test_partition(void **state)
 		skip();
 	}
 	struct flt_opts o;
-	struct flt_verdict *v = calloc(1, sizeof(*v));
+	struct flt_verdict *v = &V; /* static: a failed assertion leaves by longjmp */
 	const int P = 2; /* node 3, alone in the second namespace */
 
 	g_host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -603,7 +600,6 @@ static void test_partition(void **state)
 	if (rj != 1)
 		fail_msg("healed member 3 did not rejoin: %s",
 			 rj == 0 ? "no configuration took it back within 20 s" : p->rejoin_err);
-	free(v);
 }
 
 /* `test_farm_fault NAME` runs only the tests matching NAME. */
