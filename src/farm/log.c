@@ -27,11 +27,18 @@
 #include "recovery.h"
 #include "tx.h"
 
+static uint32_t log_rings(const struct farm_config *cfg)
+{
+	uint32_t n = cfg->nmembers + FARM_LOG_SPARE;
+
+	return n < FARM_MAX_MEMBERS ? n : FARM_MAX_MEMBERS;
+}
+
 uint64_t farm__tx_log_bytes(const struct farm_config *cfg)
 {
 	uint64_t cap = cfg->log_size ? cfg->log_size : FARM_DEFAULT_LOG_SIZE;
 
-	return (uint64_t)cfg->nmembers * (FARM_LOG_CTL + cap);
+	return (uint64_t)log_rings(cfg) * (FARM_LOG_CTL + cap);
 }
 
 int farm__log_init(struct farm *f, char *err, size_t errlen)
@@ -41,7 +48,7 @@ int farm__log_init(struct farm *f, char *err, size_t errlen)
 
 	t->cap = f->cfg.log_size ? f->cfg.log_size : FARM_DEFAULT_LOG_SIZE;
 	t->stride = FARM_LOG_CTL + t->cap;
-	t->nrings = f->cfg.nmembers;
+	t->nrings = log_rings(&f->cfg);
 	rc = unet_mr_alloc(f->rdma, (size_t)(t->nrings * t->stride), UNET_MR_READ | UNET_MR_WRITE,
 			   &t->log_mr);
 	if (rc < 0) {
@@ -53,7 +60,7 @@ int farm__log_init(struct farm *f, char *err, size_t errlen)
 	t->log = unet_mr_addr(t->log_mr);
 	t->self_lix = (uint32_t)f->self_idx;
 	for (uint32_t c = 0; c < t->nrings; c++) {
-		t->log_id[c] = f->cfg.members[c].id;
+		t->log_id[c] = c < f->cfg.nmembers ? f->cfg.members[c].id : 0; /* 0: spare */
 		t->ring[c].ctl = (struct farm_logctl *)(t->log + c * t->stride);
 		t->ring[c].data = t->log + c * t->stride + FARM_LOG_CTL;
 		t->ring[c].head = 0;
@@ -62,8 +69,45 @@ int farm__log_init(struct farm *f, char *err, size_t errlen)
 	 * in the HELLO we send after this. */
 	f->page->log_key = unet_mr_key(t->log_mr);
 	f->page->log_cap = t->cap;
+	farm__log_publish(f);
 	__atomic_store_n(&f->page->log_nrings, t->nrings, __ATOMIC_RELEASE);
 	return 0;
+}
+
+void farm__log_publish(struct farm *f)
+{
+	struct farm_txs *t = f->tx;
+
+	for (uint32_t c = 0; c < FARM_MAX_MEMBERS; c++) {
+		uint32_t id = c < t->nrings && !t->ring[c].dead && !t->ring[c].retired ? t->log_id[c]
+										     : 0;
+		__atomic_store_n(&f->page->log_ids[c], id, __ATOMIC_RELEASE);
+	}
+}
+
+void farm__log_reset(struct farm *f, uint32_t c, uint32_t id)
+{
+	struct farm_txs *t = f->tx;
+	struct farm_txring *r = &t->ring[c];
+
+	/* Hidden from the page first: nobody finds the ring while it is
+	 * emptied. The member's old incarnation is gone (its records were
+	 * decided by recovery), the new one starts at position 0. */
+	__atomic_store_n(&f->page->log_ids[c], 0, __ATOMIC_RELEASE);
+	memset(t->log + c * t->stride, 0, t->stride);
+	r->head = r->trunc_cseq = r->end = 0;
+	r->dead = r->retired = false;
+	t->log_id[c] = id;
+	/* As coordinator: the participant is a new process. Commits not yet
+	 * retired that involved its old incarnation keep no claim on it. */
+	memset(&t->peer[c], 0, sizeof(t->peer[c]));
+	for (uint32_t i = t->done_head; i != t->done_tail; i++) {
+		struct farm_txdone *d = &t->done[i % FARM_TX_INFLIGHT];
+		for (uint32_t k = 0; k < d->n; k++)
+			if (d->who[k] == c)
+				d->who[k] = FARM_TXD_GONE;
+	}
+	farm__log_publish(f);
 }
 
 /* ---- records ----------------------------------------------------------------- */

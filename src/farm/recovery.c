@@ -338,6 +338,38 @@ static void drop_ops(struct farm *f, struct farm_rcv *rc)
 	}
 }
 
+/* Rings for members that joined: a new incarnation of a member whose ring
+ * recovery retired gets that ring again, emptied (a ring still being
+ * decided is given back once decided: apply_round); a new member id gets a
+ * spare ring, else the retired ring of a member that is gone. Without one,
+ * its transactions that touch us abort (FAILURE) until a ring frees up. */
+static void assign_rings(struct farm *f)
+{
+	struct farm_txs *t = f->tx;
+
+	for (uint32_t i = 0; i < f->cfg.nmembers; i++) {
+		uint32_t id = f->cfg.members[i].id;
+		int c = farm__tx_lix(t, id);
+		if ((int)i == f->self_idx)
+			continue;
+		if (c >= 0) {
+			if (t->ring[c].retired)
+				farm__log_reset(f, (uint32_t)c, id);
+			else if (t->ring[c].dead)
+				t->ring[c].rejoin = true;
+			continue;
+		}
+		for (uint32_t k = 0; k < t->nrings && c < 0; k++)
+			if (!t->log_id[k])
+				c = (int)k;
+		for (uint32_t k = 0; k < t->nrings && c < 0; k++)
+			if (t->ring[k].retired && farm__config_member(&f->cfg, t->log_id[k]) < 0)
+				c = (int)k;
+		if (c >= 0)
+			farm__log_reset(f, (uint32_t)c, id);
+	}
+}
+
 void farm__rcv_adopted(struct farm *f, const int8_t *old_role)
 {
 	struct farm_txs *t = f->tx;
@@ -355,14 +387,20 @@ void farm__rcv_adopted(struct farm *f, const int8_t *old_role)
 		struct farm_txring *r = &t->ring[c];
 		uint64_t pos = r->head;
 		struct farm_logrec *rec;
-		if (r->dead || r->retired || c == t->self_lix ||
-		    farm__config_member(&f->cfg, t->log_id[c]) >= 0)
+		if (r->dead || r->retired || c == t->self_lix || !t->log_id[c] ||
+		    (farm__config_member(&f->cfg, t->log_id[c]) >= 0 && !r->renewed))
 			continue;
+		if (r->renewed) { /* gone and back in one step: decide, then reset */
+			r->renewed = false;
+			r->rejoin = true;
+		}
 		while ((rec = farm__txp_rec(f, c, pos)))
 			pos += rec->len;
 		r->dead = true;
 		r->end = pos;
 	}
+	assign_rings(f);
+	farm__log_publish(f); /* frozen rings are nobody's to write */
 	/* Lock recovery for the regions we lead from now on. */
 	led = calloc(1, f->map.nregions / 8 + 1);
 	if (led) {
@@ -393,6 +431,14 @@ void farm__rcv_adopted(struct farm *f, const int8_t *old_role)
 			vote_store(rc, copy, rc->mine_len);
 		}
 	}
+}
+
+void farm__rcv_renewed(struct farm *f, uint32_t id)
+{
+	int c = f && f->tx ? farm__tx_lix(f->tx, id) : -1;
+
+	if (c >= 0 && (uint32_t)c != f->tx->self_lix && !f->tx->ring[c].retired)
+		f->tx->ring[c].renewed = true;
 }
 
 bool farm__rcv_pending(const struct farm *f)
@@ -473,7 +519,12 @@ static void apply_round(struct farm *f, struct farm_rcv *rc, const struct vote *
 		__atomic_store_n(&r->ctl->head, r->end, __ATOMIC_RELEASE);
 		r->dead = false;
 		r->retired = true;
+		if (r->rejoin) { /* its member is back as a new incarnation */
+			r->rejoin = false;
+			farm__log_reset(f, c, t->log_id[c]);
+		}
 	}
+	farm__log_publish(f);
 	(void)rc;
 }
 

@@ -35,6 +35,11 @@ struct farm;
 /* Adopted a configuration: old_role[r] is this node's role in region r
  * before (-1 none, 0 primary, 1.. backup). Node thread. */
 void farm__rcv_adopted(struct farm *f, const int8_t *old_role);
+/* Member `id` was removed and is back as a new incarnation within one
+ * configuration change (farm_mchange lists it as removed and it is in the
+ * new configuration): call before farm__adopt_config, so that its old
+ * incarnation's transactions are recovered and its ring starts afresh. */
+void farm__rcv_renewed(struct farm *f, uint32_t id);
 /* Send votes, decide when they are all in. Returns work done. */
 int farm__rcv_poll(struct farm *f);
 /* A round is open: votes of some member are missing. */

@@ -34,6 +34,7 @@
 #define FARM_TX_DEFER	 256u	     /* replies waiting for msg staging room */
 #define FARM_TX_INFLIGHT 32u	     /* commits reported whose COMMIT-PRIMARY acks are due */
 #define FARM_TX_MAGIC	 0x46544158u /* "FTAX" */
+#define FARM_LOG_SPARE	 2u	     /* rings beyond the members, for members that join */
 
 enum { FARM_TXS_FREE = 0, FARM_TXS_ACTIVE };
 
@@ -89,6 +90,8 @@ struct farm_txring {
 	/* Its coordinator left the configuration: frozen at [head, end)
 	 * until recovery decides those records (recovery.c), then retired. */
 	bool dead, retired;
+	bool rejoin;  /* its member came back while it was dead: reset once decided */
+	bool renewed; /* its member is a new incarnation (farm__rcv_renewed) */
 	uint64_t end;
 };
 
@@ -121,10 +124,12 @@ enum { FARM_TXQ_FREE = 0, FARM_TXQ_WAIT, FARM_TXQ_DONE, FARM_TXQ_ABANDONED };
 struct farm_txdone {
 	uint32_t n;
 	uint64_t deadline;
-	uint8_t who[FARM_MAX_MEMBERS];	 /* participants */
+	uint8_t who[FARM_MAX_MEMBERS];	 /* participants (FARM_TXD_GONE: its ring was recycled) */
 	int32_t req[FARM_MAX_MEMBERS];	 /* its COMMIT-PRIMARY doorbell, -1 */
 	uint64_t tail[FARM_MAX_MEMBERS]; /* end of the commit's records there */
 };
+
+#define FARM_TXD_GONE 0xffu
 
 struct farm_txreq {
 	uint16_t gen;
@@ -191,7 +196,7 @@ struct farm_txs {
 	uint32_t nregions;
 	uint64_t vword[FARM_TX_MAX_READS];
 	uint64_t vcfg[FARM_MAX_MEMBERS];
-	uint64_t pageinfo[FARM_MAX_MEMBERS][3];
+	uint64_t pageinfo[FARM_PAGE_LOG_INFO / 8]; /* a peer's log info, READ */
 	struct farm_txreq req[FARM_TX_REQS];
 	uint32_t req_free;
 	bool in_commit, trunc_dirty;
@@ -220,8 +225,8 @@ struct farm_txs {
 	struct farm_txstats st;
 };
 
-/* Log index of member `id`, or -1 (a member that joined later has no
- * ring: recovery's business). */
+/* Log index of member `id`, or -1 (a member that joined and found no
+ * spare or recycled ring here: recovery.c assigns them). */
 static inline int farm__tx_lix(const struct farm_txs *t, uint32_t id)
 {
 	for (uint32_t i = 0; i < t->nrings; i++)
@@ -238,6 +243,11 @@ int farm__txp_commit(struct farm *f, uint32_t c, uint64_t pos);
 int farm__txp_abort(struct farm *f, uint32_t c, uint64_t pos);
 int farm__txp_apply(struct farm *f, uint32_t c);
 int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t size);
+/* Publish which member writes each ring (node page), live rings only. */
+void farm__log_publish(struct farm *f);
+/* Give ring c to member id afresh (a member that joined): emptied, and
+ * our coordinator state towards it forgotten. */
+void farm__log_reset(struct farm *f, uint32_t c, uint32_t id);
 /* Recovery's hands on the records (log.c). commit: install / apply;
  * otherwise unlock / drop. Recovery locks of the record are released. */
 void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit);

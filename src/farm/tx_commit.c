@@ -276,8 +276,10 @@ static int peer_known(struct farm *f, uint32_t p)
 {
 	struct farm_txs *t = f->tx;
 	struct farm_txpeer *tp = &t->peer[p];
-	uint64_t *pi = t->pageinfo[p];
+	uint64_t *pi = t->pageinfo;
+	const uint32_t *ids = (const uint32_t *)&t->pageinfo[3];
 	const struct farm_peer *x;
+	int mine = -1;
 
 	if (tp->known)
 		return 0;
@@ -291,15 +293,23 @@ static int peer_known(struct farm *f, uint32_t p)
 	if (!(x = peer_of(f, p)))
 		return -ECONNRESET;
 	t->part[p].failed = false;
-	post_read(f, p, x->chan, x->page_key, FARM_PAGE_LOG_OFF, pi, 24);
+	post_read(f, p, x->chan, x->page_key, FARM_PAGE_LOG_OFF, pi, FARM_PAGE_LOG_INFO);
 	reap_ops(f);
 	if (t->part[p].failed)
 		return t->part[p].status;
-	if (!pi[0] || pi[1] < FARM_LOG_CTL || (pi[1] & (pi[1] - 1)) || pi[2] != t->nrings)
+	if (!pi[0] || pi[1] < FARM_LOG_CTL || (pi[1] & (pi[1] - 1)) || !pi[2] ||
+	    pi[2] > FARM_MAX_MEMBERS)
 		return -EPROTO;
+	/* Our ring there: where its table names us (a member that joined
+	 * gets a spare or recycled ring, so not our own log index). */
+	for (uint32_t c = 0; c < pi[2]; c++)
+		if (ids[c] == f->self)
+			mine = (int)c;
+	if (mine < 0)
+		return -EAGAIN; /* not given one (yet): it has not adopted us */
 	tp->key = pi[0];
 	tp->cap = pi[1];
-	tp->base = (uint64_t)t->self_lix * (FARM_LOG_CTL + tp->cap);
+	tp->base = (uint64_t)mine * (FARM_LOG_CTL + tp->cap);
 	tp->known = true;
 	return 0;
 }
@@ -918,6 +928,8 @@ static int retire(struct farm *f)
 					req_release(t, (uint32_t)d->req[k]);
 				}
 			}
+			if (p == FARM_TXD_GONE)
+				continue; /* its ring was given to a new incarnation */
 			t->peer[p].trunc = d->tail[k];
 			if (p == f->tx->self_lix)
 				send_trunc(f, p);

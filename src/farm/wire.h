@@ -108,9 +108,16 @@ struct farm_node_page {
 	uint64_t log_key;
 	uint64_t log_cap;
 	uint64_t log_nrings;
+	/* Which member writes each ring (0: none, or not usable now): a
+	 * coordinator finds its ring here, since members that joined later
+	 * get spare or recycled rings (tx.h). */
+	uint32_t log_ids[FARM_MAX_MEMBERS];
 };
 #define FARM_PAGE_CONFIG_OFF 8u
 #define FARM_PAGE_LOG_OFF 24u
+#define FARM_PAGE_LOG_INFO 280u /* key, cap, nrings and log_ids */
+_Static_assert(sizeof(struct farm_node_page) == FARM_PAGE_LOG_OFF + FARM_PAGE_LOG_INFO,
+	       "node page layout");
 
 /* The fence: work issued under configuration `theirs` is refused by a node
  * in configuration `mine` when it is older. Newer is accepted: the sender
