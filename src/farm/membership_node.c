@@ -54,6 +54,12 @@ void farm__membership_attach(struct farm *f, const int *flag, const uint64_t *un
 		farm__lease_fence(f, false);
 }
 
+void farm__membership_attach_changes(struct farm *f, const struct farm_membership *m)
+{
+	if (f)
+		f->mem = m;
+}
+
 /* Publish the new id in our page, unless the lease lapsed meanwhile (the
  * lease thread may store 0 at any moment: re-check after our store). */
 static void publish_id(struct farm *f, uint64_t id)

@@ -35,6 +35,11 @@
  * if the flag is 0. */
 void farm__membership_attach(struct farm *f, const int *flag, const uint64_t *until);
 
+/* Let waits inside reads and commits give up when `m` has a configuration
+ * the node has not taken yet (node.h: farm__change_pending). */
+struct farm_membership;
+void farm__membership_attach_changes(struct farm *f, const struct farm_membership *m);
+
 /* The lease started (true) or stopped (false) being valid: while it is not,
  * the node page shows configuration 0, so peers' one-sided reads of our
  * memory fail with -ESTALE. Any thread. */

@@ -128,6 +128,8 @@ struct farm {
 	uint64_t rd_cfg, rd_h1, rd_h2;
 	uint32_t alloc_rr;
 	uint64_t rehello_at; /* a HELLO was refused: farm_poll re-sends from then (0: none) */
+	uint64_t dial_at; /* members without a channel (added by a configuration):
+			     farm_poll answers their opens from then (0: none) */
 	int op_timeout_ms;
 	bool started;
 
@@ -136,6 +138,12 @@ struct farm {
 	 * nothing. NULL with static membership: always serving. */
 	const int *serving;
 	const uint64_t *lease_until; /* the lease's end (ns), or NULL */
+	/* Membership (membership_node.h): a newer configuration is waiting to
+	 * be adopted. Waits inside reads and commits give up then, so the
+	 * node thread gets back to its loop and adopts it (a dead member's
+	 * lock or request would otherwise hold it for a read's 200 ms or
+	 * msg's failure detection). NULL with static membership. */
+	const struct farm_membership *mem;
 	struct farm_txs *tx; /* transactions: tx.h */
 	struct farm_rerep *rerep; /* re-replication: rerep.h */
 };
@@ -188,6 +196,13 @@ int farm__tx_poll(struct farm *f);
 void farm__tx_idle(struct farm *f);
 void farm__tx_reap(struct farm *f, const struct unet_msg_comp *c);
 
+struct farm_membership;
+bool farm_membership_changed(const struct farm_membership *m);
+static inline bool farm__change_pending(const struct farm *f)
+{
+	return f->mem && farm_membership_changed(f->mem);
+}
+
 /* Checked on every request and before every read, write and commit. */
 static inline bool farm__serving(const struct farm *f)
 {
@@ -201,6 +216,26 @@ static inline bool farm__serving_now(const struct farm *f)
 	       (!f->lease_until || farm__now_ns() < __atomic_load_n(f->lease_until, __ATOMIC_ACQUIRE));
 }
 int farm__hello_send(struct farm *f, uint32_t peer);
+
+/* Channels to members a configuration added (farm__adopt_config asks for
+ * them with dial_at): the member dials us from its start, we answer
+ * without blocking (on shm a zero-timeout open answers a pending dial and
+ * never dials itself), attach msg and send our HELLO. Rate-limited to one
+ * round a millisecond while any is missing. Returns channels opened. */
+int farm__dial_poll(struct farm *f);
+/* Drop the channel to peer index i (a new incarnation of the member comes
+ * on a fresh one). */
+void farm__peer_close(struct farm *f, uint32_t i);
+
+/* A joining member (farm_member.joining) that has not shown us its HELLO
+ * in this configuration gets no REPL and no copy bytes from us: until its
+ * HELLO arrives, it has copied nothing from us, so a change it misses is
+ * in the bytes its copy reads later (rerep.c answers it -EAGAIN until
+ * then). After the HELLO, it gets everything. */
+static inline bool farm__joiner_unready(const struct farm *f, int peer)
+{
+	return peer >= 0 && f->cfg.members[peer].joining && !f->peers[peer].hello_in;
+}
 uint64_t farm__config_hash(const struct farm_config *c);
 
 /* Address checks shared by the calls: -ENOENT, -ERANGE, -EINVAL, -EFBIG. */

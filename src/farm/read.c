@@ -160,8 +160,9 @@ int farm_read(struct farm *f, farm_addr_t addr, void *buf, uint32_t len, uint64_
 		uint64_t now = farm__now_ns();
 		if (!deadline)
 			deadline = now + READ_GIVEUP_NS;
-		else if (now >= deadline)
-			return -EAGAIN;
+		else if (now >= deadline || farm__change_pending(f))
+			return -EAGAIN; /* (a configuration to adopt: maybe the
+					   lock's holder is gone) */
 		f->st.read_retries++;
 		farm_poll(f);
 	}

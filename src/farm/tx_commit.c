@@ -156,7 +156,11 @@ static void wait_parts(struct farm *f, uint64_t deadline)
 		}
 		if (all)
 			break;
-		if (farm__now_ns() >= deadline) {
+		/* A configuration to adopt: a participant may be gone, and
+		 * waiting for msg to notice (seconds on udp) would keep the
+		 * node from adopting it. The commit aborts (or, past its commit
+		 * point, stands) as on a timeout. */
+		if (farm__now_ns() >= deadline || farm__change_pending(f)) {
 			for (uint32_t k = 0; k < t->ninvolved; k++) {
 				struct farm_txpart *p = &t->part[t->involved[k]];
 				if (p->req >= 0 && t->req[p->req].state == FARM_TXQ_WAIT) {

@@ -152,6 +152,7 @@ static void try_rejoin(struct nctx *x, const struct farm_config *next)
 	}
 	farm__membership_attach(x->f, farm_membership_serving_flag(x->m),
 				farm_membership_lease_until(x->m));
+	farm__membership_attach_changes(x->f, x->m);
 	__atomic_store_n(&g_f, x->f, __ATOMIC_RELEASE);
 	rc = farm_bank_open(x->f, x->sh->root, x->rng, &x->b);
 	if (rc) {
@@ -585,6 +586,7 @@ static int node_main(void *p)
 	}
 	farm__membership_attach(x->f, farm_membership_serving_flag(x->m),
 				farm_membership_lease_until(x->m));
+	farm__membership_attach_changes(x->f, x->m);
 	__atomic_store_n(&g_f, x->f, __ATOMIC_RELEASE);
 	me->config_id = farm_config_id(x->f);
 	me->member_mask = mask_of(&x->f->cfg);

@@ -89,9 +89,11 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 
 void farmd_zk_attach(struct farmd *d)
 {
-	if (d->mem)
+	if (d->mem) {
 		farm__membership_attach(d->f, farm_membership_serving_flag(d->mem),
 					farm_membership_lease_until(d->mem));
+		farm__membership_attach_changes(d->f, d->mem);
+	}
 }
 
 void farmd_zk_poll(struct farmd *d)
