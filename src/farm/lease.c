@@ -85,6 +85,7 @@ struct farm_lease {
 	uint64_t cm_heard;		  /* member: last REQ/GRANT from the CM */
 	bool cm_expired;
 	uint64_t seq, next_send, last_send, last_grant;
+	uint64_t last_tick; /* the last tick (stall detection) */
 	struct round rounds[ROUNDS];
 	uint64_t probe_seq, probe_acks, probe_nacks;
 	uint64_t ping_seq;
@@ -320,6 +321,22 @@ static uint64_t tick(struct farm_lease *l, uint64_t now, struct event *ev, int *
 		serving = false;
 		goto out;
 	}
+	/* This thread stood still (the VM stopped, or it was not scheduled):
+	 * not having heard the others meanwhile says nothing about them, and
+	 * their renewals wait in our socket. Expire nobody before a couple of
+	 * renewal periods have passed since. Safe: a member's lease runs on
+	 * its own clock from its own requests, never beyond what was granted,
+	 * so removing it later than we could is always allowed. */
+	if (l->last_tick && now - l->last_tick > 2 * l->renew_ns) {
+		uint64_t floor = now + 2 * l->renew_ns - l->lease_ns;
+		for (uint32_t i = 0; i < l->v.n; i++)
+			if (l->heard[i] < floor)
+				l->heard[i] = floor;
+		if (l->cm_heard < floor)
+			l->cm_heard = floor;
+		l->st.stalls++;
+	}
+	l->last_tick = now;
 	if (now >= l->next_send) {
 		if (l->last_send && now - l->last_send > l->st.max_gap_ns)
 			l->st.max_gap_ns = now - l->last_send;

@@ -92,6 +92,7 @@ struct farm_lease_stats {
 	uint64_t expiries_seen;	   /* on_member_expired + on_cm_expired calls */
 	uint64_t max_gap_ns;	   /* longest wait between two renewals we sent */
 	uint64_t max_grant_age_ns; /* longest a valid lease went without a new grant */
+	uint64_t stalls;	   /* ticks late by > 2 renewal periods: expiries deferred */
 	bool realtime;		   /* the thread runs SCHED_FIFO */
 };
 
