@@ -352,7 +352,11 @@ static void install_rec(struct farm *f, struct farm_logrec *rec)
 		uint8_t *obj = obj_of(f, e);
 		uint64_t ver = farm_ver_next(e->version);
 
-		if (e->flags & FARM_LOGENT_FREE) {
+		if ((e->flags & FARM_LOGENT_FREE) && f->regions[FARM_REGION(e->addr)].mine->role) {
+			/* Demoted since it locked (recovery): free as a backup
+			 * does, the primary's allocator is someone else's now. */
+			farm_word_store(obj, farm_hdr_make(false, 0, ver));
+		} else if (e->flags & FARM_LOGENT_FREE) {
 			farm_slab_free_locked(&f->regions[FARM_REGION(e->addr)].mine->slab,
 					      FARM_OFFSET(e->addr), &ch);
 		} else {
@@ -632,7 +636,9 @@ void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit)
 		return;
 	switch (rec->type) {
 	case FARM_LOG_LOCK:
-		if (rec->state != FARM_LOGST_LOCKED || !check_entries(f, rec, 0))
+		/* Any role: a primary demoted meanwhile (a member that joined
+		 * took the region) installs into what is now its backup. */
+		if (rec->state != FARM_LOGST_LOCKED || !check_entries(f, rec, -1))
 			break;
 		if (commit) {
 			install_rec(f, rec);
@@ -680,7 +686,7 @@ int farm__txp_apply(struct farm *f, uint32_t c)
 		}
 		if (rec->type == FARM_LOG_CP && (lk = farm__txp_rec(f, c, rec->ref)) &&
 		    lk->type == FARM_LOG_LOCK && lk->state == FARM_LOGST_LOCKED &&
-		    lk->tx_id == rec->tx_id && check_entries(f, lk, 0)) {
+		    lk->tx_id == rec->tx_id && check_entries(f, lk, -1)) {
 			install_rec(f, lk);
 			t->st.late_installs++;
 		}
