@@ -126,7 +126,9 @@ const struct unet_ep_attr *unet_ep_attr(const struct unet_ep *ep);
  * resolves the next hop's MAC, which may take an ARP round trip: up to
  * timeout_ms, at least 1 s, -1 = 3 s; -EHOSTUNREACH when there is no route
  * through the interface or no answer). A channel from
- * a shm endpoint to itself is refused with -EINVAL. */
+ * a shm endpoint to itself is refused with -EINVAL. On shm a timeout of 0
+ * only answers an open the peer has already started, and never dials:
+ * -ENOENT when there is none (poll for a peer's open without blocking). */
 int unet_chan_open(struct unet_ep *ep, const char *remote, int timeout_ms);
 int unet_chan_close(struct unet_ep *ep, unsigned chan);
 /* 0 when open, -ENOTCONN when closed or unknown, -ECONNRESET when the peer

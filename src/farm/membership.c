@@ -102,6 +102,7 @@ struct farm_membership {
 	bool elected;
 	bool removed_alive; /* a configuration dropped our incarnation */
 	bool lease_blocked; /* tests: the lease channel is cut */
+	uint64_t ready;	    /* farm_membership_ready, under the lock */
 	int elect_pos;	    /* our place in the election, -1 unknown */
 	uint32_t lowest_id; /* member id of the lowest election znode */
 	char lowest_path[FARM_ZK_PATH_MAX];
@@ -510,7 +511,8 @@ static int read_members(struct farm_membership *m)
 		size_t len = sizeof(data) - 1;
 		if (path_join(path, sizeof(path), m->p_members, kids[i]))
 			continue;
-		if (farm_zk_get(m->zk, path, false, data, &len, NULL))
+		/* Watched: a joiner reports ready by rewriting its znode. */
+		if (farm_zk_get(m->zk, path, true, data, &len, NULL))
 			continue;
 		data[len] = 0;
 		if (farm__mreg_parse(data, &m->regs[k]) == 0)
@@ -537,12 +539,13 @@ static void remove_member(struct farm_mconfig *c, int i)
 	c->cfg.nmembers--;
 }
 
-static void add_member(struct farm_mconfig *c, const struct farm_mreg *r)
+static void add_member(struct farm_mconfig *c, const struct farm_mreg *r, bool joining)
 {
 	uint32_t i = c->cfg.nmembers++;
 
 	memset(&c->cfg.members[i], 0, sizeof(c->cfg.members[i]));
 	c->cfg.members[i].id = r->id;
+	c->cfg.members[i].joining = joining;
 	snprintf(c->cfg.members[i].addr, sizeof(c->cfg.members[i].addr), "%s", r->addr);
 	snprintf(c->cfg.members[i].netns, sizeof(c->cfg.members[i].netns), "%s", r->netns);
 	memset(&c->lease[i], 0, sizeof(c->lease[i]));
@@ -596,7 +599,7 @@ static int bootstrap(struct farm_membership *m, bool again)
 		const struct farm_mreg *r = registered(m, m->seed.members[i].id);
 		if (!r)
 			return -EAGAIN; /* wait for everyone of the seed */
-		add_member(&c, r);
+		add_member(&c, r, false);
 	}
 	c.id = again ? m->cur.id + 1 : m->seed.config_id;
 	c.boot = c.id;
@@ -616,6 +619,38 @@ static bool generation_alive(const struct farm_membership *m)
 	return false;
 }
 
+/* Joiners (farm_member.joining) hold extra backups of exactly the regions
+ * the ring of all members of the current configuration gives them. Once
+ * every one of them reports (its member znode: ready=ID) that it holds all
+ * of them in this configuration, they all join at once: the next map is
+ * the plain ring of those members, whose replicas every member holds. Not
+ * together with a removal (the ring would be another one, with replicas
+ * a joiner may lack): such a change goes first, and the joiners report
+ * again for it. Returns whether `next` changed. */
+static bool end_joining(const struct farm_membership *m, struct farm_mconfig *next)
+{
+	uint32_t joining = 0;
+
+	for (uint32_t i = 0; i < m->cur.cfg.nmembers; i++) {
+		const struct farm_mreg *r;
+		if (!m->cur.cfg.members[i].joining)
+			continue;
+		r = registered(m, m->cur.cfg.members[i].id);
+		if (!r || r->inc != m->cur.lease[i].inc || r->ready != m->cur.id)
+			return false;
+		joining++;
+	}
+	for (uint32_t i = 0; i < m->cur.cfg.nmembers; i++) {
+		int j = m->cur.cfg.members[i].joining ? mindex(next, m->cur.cfg.members[i].id) : -1;
+		if (j < 0 || next->lease[j].inc != m->cur.lease[i].inc)
+			return false; /* removed in this step after all */
+	}
+	for (uint32_t i = 0; i < m->cur.cfg.nmembers; i++)
+		if (m->cur.cfg.members[i].joining)
+			next->cfg.members[mindex(next, m->cur.cfg.members[i].id)].joining = 0;
+	return joining > 0;
+}
+
 /* As CM: publish the configuration the cluster should have, if it differs
  * from the current one. */
 static int cm_step(struct farm_membership *m)
@@ -623,6 +658,7 @@ static int cm_step(struct farm_membership *m)
 	static __thread struct farm_mconfig next;
 	uint64_t first_expiry = 0;
 	bool changed = false, takeover = false;
+	uint32_t added = 0;
 	int rc;
 
 	if ((m->members_stale || m->nregs < 0) && (rc = read_members(m)))
@@ -669,9 +705,12 @@ static int cm_step(struct farm_membership *m)
 		if (mindex(&next, r->id) >= 0 || is_banned(m, r->id, r->inc) ||
 		    next.cfg.nmembers >= FARM_MAX_MEMBERS)
 			continue;
-		add_member(&next, r); /* a new or recovered node joins */
+		add_member(&next, r, true); /* a new or recovered node joins */
 		changed = true;
+		added++;
 	}
+	if (next.cfg.nmembers == m->cur.cfg.nmembers + added)
+		changed |= end_joining(m, &next); /* nothing removed */
 	if (!changed)
 		return 0;
 	/* Removing needs our own lease (a majority still hears us), except in
@@ -754,6 +793,10 @@ static int rejoin(struct farm_membership *m)
 	if (m->lease_blocked)
 		farm_lease_block(nl, true);
 	m->reg.inc = m->inc;
+	m->reg.ready = 0; /* a new incarnation joins afresh */
+	pthread_mutex_lock(&m->lock);
+	m->ready = 0;
+	pthread_mutex_unlock(&m->lock);
 	farm_lease_addr(nl, m->reg.lease, sizeof(m->reg.lease));
 	if (m->my_elect[0])
 		farm_zk_delete(m->zk, m->my_elect, -1);
@@ -782,6 +825,20 @@ static int step_io(struct farm_membership *m, uint32_t d)
 	}
 	if (d & D_MEMBERS)
 		m->members_stale = true;
+	pthread_mutex_lock(&m->lock);
+	uint64_t ready = m->ready;
+	pthread_mutex_unlock(&m->lock);
+	if (ready != m->reg.ready) {
+		/* A joiner's report: our znode says so (the CM watches it). */
+		char data[512];
+		uint64_t was = m->reg.ready;
+		m->reg.ready = ready;
+		int n = farm__mreg_format(&m->reg, data, sizeof(data));
+		if (n < 0 || (rc = farm_zk_set(m->zk, m->p_me, data, (size_t)n, -1, NULL))) {
+			m->reg.ready = was;
+			return n < 0 ? n : rc;
+		}
+	}
 	if ((d & D_CONFIG) || !m->have_cur) {
 		rc = read_config(m);
 		if (rc && rc != -ENOENT)
@@ -1119,6 +1176,20 @@ void farm_membership_get_stats(struct farm_membership *m, struct farm_membership
 	st->is_cm = m->elected && m->have_cur && m->cur.cm == m->self;
 	pthread_mutex_unlock(&m->lock);
 	farm_lease_get_stats(m->lease, &st->lease);
+}
+
+int farm_membership_ready(struct farm_membership *m, uint64_t config_id)
+{
+	if (!m || !config_id)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	if (config_id > m->ready) {
+		m->ready = config_id;
+		m->kick = true;
+		pthread_cond_signal(&m->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return 0;
 }
 
 void farm_membership_block_lease(struct farm_membership *m, bool block)

@@ -125,6 +125,16 @@ const uint64_t *farm_membership_lease_until(const struct farm_membership *m);
 
 void farm_membership_get_stats(struct farm_membership *m, struct farm_membership_stats *st);
 
+/* A joining member (farm_member.joining in the configuration we run) holds
+ * every replica the map of configuration `config_id` gives it (its copies
+ * are done: rerep.h). The membership thread writes it into our member
+ * znode ("ready=ID": one ZooKeeper write per step of a join, none on the
+ * data path; kept in ZooKeeper, so a CM elected meanwhile sees it too);
+ * the CM watches it and, once every joiner is ready for the current
+ * configuration, publishes the next one with their joining cleared. Any
+ * thread; 0 or -EINVAL. */
+int farm_membership_ready(struct farm_membership *m, uint64_t config_id);
+
 /* Tests: cut our lease channel (a partition) or heal it. */
 void farm_membership_block_lease(struct farm_membership *m, bool block);
 

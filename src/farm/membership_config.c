@@ -135,21 +135,36 @@ int farm__mreg_format(const struct farm_mreg *r, char *buf, size_t len)
 	int n = snprintf(buf, len, "%u %" PRIu64 " %s %s%s%s", r->id, r->inc, r->lease, r->addr,
 			 r->netns[0] ? " " : "", r->netns);
 
+	if (n >= 0 && (size_t)n < len && r->ready)
+		n += snprintf(buf + n, len - (size_t)n, " ready=%" PRIu64, r->ready);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }
 
 int farm__mreg_parse(const char *text, struct farm_mreg *r)
 {
-	char lease[FARM_LEASE_ADDR_MAX + 1], addr[129], netns[65] = "";
+	char lease[FARM_LEASE_ADDR_MAX + 1], addr[129], netns[65] = "", more[65] = "";
 	unsigned id;
-	uint64_t inc;
+	uint64_t inc, ready = 0;
 	int n;
 
 	memset(r, 0, sizeof(*r));
-	n = sscanf(text, "%u %" SCNu64 " %48s %128s %64s", &id, &inc, lease, addr, netns);
+	n = sscanf(text, "%u %" SCNu64 " %48s %128s %64s %64s", &id, &inc, lease, addr, netns,
+		   more);
 	if (n < 4 || id == 0 || strlen(lease) >= sizeof(r->lease) ||
 	    strlen(addr) >= sizeof(r->addr) || strlen(netns) >= sizeof(r->netns))
 		return -EINVAL;
+	/* The ready flag is the last word, after the optional netns. */
+	char *flag = more[0] ? more : netns;
+	if (!strncmp(flag, "ready=", 6)) {
+		char *end;
+		ready = strtoull(flag + 6, &end, 10);
+		if (*end || !ready)
+			return -EINVAL;
+		flag[0] = 0;
+	} else if (more[0]) {
+		return -EINVAL;
+	}
+	r->ready = ready;
 	r->id = id;
 	r->inc = inc;
 	strcpy(r->lease, lease);

@@ -15,9 +15,12 @@ struct farm_mreg {
 	char lease[FARM_LEASE_ADDR_MAX];
 	char addr[128];
 	char netns[64];
+	/* A joining member holds every replica the map of configuration
+	 * `ready` gives it (0: not yet): the CM then ends its joining. */
+	uint64_t ready;
 };
 
-/* "ID INC LEASE ADDR [NETNS]": the length written, or -ENOSPC. */
+/* "ID INC LEASE ADDR [NETNS] [ready=CFG]": the length written, or -ENOSPC. */
 int farm__mreg_format(const struct farm_mreg *r, char *buf, size_t len);
 /* 0 or -EINVAL. */
 int farm__mreg_parse(const char *text, struct farm_mreg *r);

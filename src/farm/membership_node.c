@@ -109,14 +109,29 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 	for (uint32_t i = 0; i < FARM_MAX_MEMBERS; i++)
 		remap[i] = -1;
 	memset(peers, 0, sizeof(peers));
+	bool dial = false;
 	for (uint32_t i = 0; i < next.nmembers; i++) {
 		int old = farm__config_member(&f->cfg, next.members[i].id);
-		if (old >= 0) {
+		/* A member that enters joining is a new process (a new id, or a
+		 * restarted one: a new incarnation); so is a joiner whose
+		 * channel failed. It dials us from its start, on a fresh
+		 * channel that farm_poll answers (farm__dial_poll). */
+		bool fresh = old < 0 || (next.members[i].joining &&
+					 (!f->cfg.members[old].joining ||
+					  (f->peers[old].chan >= 0 &&
+					   unet_chan_status(f->ep, (unsigned)f->peers[old].chan))));
+		if (old >= 0 && fresh && (int)i != self_idx) {
+			farm__peer_close(f, (uint32_t)old);
+			/* Its old incarnation's transactions are recovery's. */
+			farm__rcv_renewed(f, next.members[i].id);
+		}
+		if (old >= 0 && !fresh) {
 			peers[i] = f->peers[old];
 			remap[old] = (int)i;
 		} else {
 			peers[i].id = next.members[i].id;
-			peers[i].chan = -1; /* joined: no channel until recovery */
+			peers[i].chan = -1;
+			dial |= (int)i != self_idx;
 		}
 		peers[i].hello_acked = peers[i].hello_sent = false;
 		peers[i].hello_err = 0;
@@ -206,6 +221,8 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 	f->self_idx = self_idx;
 	f->cfg_hash = farm__config_hash(&f->cfg);
 	publish_id(f, next.config_id);
+	if (dial)
+		f->dial_at = farm__now_ns();
 	/* Before any HELLO: readers learn new primaries from it, and a new
 	 * primary's undecided objects must be locked first. */
 	farm__rcv_adopted(f, old_role);

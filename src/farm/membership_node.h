@@ -16,9 +16,11 @@
  * the keys of new primaries (a region whose primary's key is not known yet
  * reads -EAGAIN). What this does NOT do is recovery (FaRM SOSP'15 5.3):
  * in-flight transactions, re-replication of lost replicas, and memory for
- * regions a node newly backs: those come with the recovery work. Members
- * added by a configuration are recorded but get no channel: a node joining
- * a running cluster needs recovery to receive its regions.
+ * regions a node newly backs: those come with the recovery work. A member
+ * added by a configuration (a node joining a running cluster, listed as
+ * joining) gets a fresh channel: it dials us from its start and farm_poll
+ * answers without blocking (node.h: farm__dial_poll); until its HELLO
+ * arrives it gets no REPLs (farm__joiner_unready).
  */
 #ifndef FARM_MEMBERSHIP_NODE_H
 #define FARM_MEMBERSHIP_NODE_H

@@ -38,6 +38,7 @@
 #include "membership_node.h"
 #include "node.h"
 #include "placement.h"
+#include "recovery.h"
 #include "rerep.h"
 
 #define FARM_STAGE_SIZE (512u << 10) /* msg staging per channel */
@@ -205,6 +206,8 @@ int farm_poll(struct farm *f)
 		f->rehello_at = 0;
 		work += farm__rehello_poll(f);
 	}
+	if (f->dial_at && farm__now_ns() >= f->dial_at)
+		work += farm__dial_poll(f);
 	return work;
 }
 
@@ -380,6 +383,57 @@ uint64_t farm__config_hash(const struct farm_config *c)
 	return config_hash(c);
 }
 
+/* ---- channels to members that join a running cluster ------------------------ */
+
+int farm__dial_poll(struct farm *f)
+{
+	uint32_t missing = 0;
+	int opened = 0;
+
+	f->dial_at = 0;
+	for (uint32_t i = 0; i < f->cfg.nmembers; i++) {
+		struct farm_peer *p = &f->peers[i];
+		int rc;
+
+		if ((int)i == f->self_idx || p->chan >= 0)
+			continue;
+		/* Zero timeout: answers the member's pending dial (shm) or
+		 * opens at once (udp/xdp); never waits on the node thread. */
+		rc = unet_chan_open(f->ep, f->cfg.members[i].addr, 0);
+		if (rc >= 0 && (size_t)rc >= sizeof(f->chan_peer)) {
+			unet_chan_close(f->ep, (unsigned)rc);
+			rc = -EMFILE;
+		}
+		if (rc < 0) {
+			missing++;
+			continue;
+		}
+		p->chan = rc;
+		f->chan_peer[rc] = (int8_t)i;
+		p->hello_in = p->hello_acked = p->hello_sent = false;
+		p->hello_err = 0;
+		if (unet_msg_attach(f->mep, (unsigned)rc) == 0)
+			hello_send(f, i);
+		opened++;
+	}
+	if (missing)
+		f->dial_at = farm__now_ns() + 1000000ull;
+	return opened;
+}
+
+void farm__peer_close(struct farm *f, uint32_t i)
+{
+	struct farm_peer *p = &f->peers[i];
+
+	if (p->chan < 0)
+		return;
+	unet_msg_detach(f->mep, (unsigned)p->chan);
+	unet_chan_close(f->ep, (unsigned)p->chan);
+	if ((size_t)p->chan < sizeof(f->chan_peer))
+		f->chan_peer[p->chan] = -1;
+	p->chan = -1;
+}
+
 static void on_hello(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
 {
 	struct farm *f = arg;
@@ -391,6 +445,13 @@ static void on_hello(struct unet_msg_ep *mep, const struct unet_msg *m, void *ar
 	if (farm__admit(f, m, sizeof(h)))
 		return;
 	memcpy(&h, m->data, sizeof(h));
+	if (h.h.config_id > f->config_id) {
+		/* A configuration we have not adopted yet (a node joining in
+		 * it, or a survivor that adopted first): not a different
+		 * config file; ask again once we are there. */
+		farm__reply(f, m, -EAGAIN, 0);
+		return;
+	}
 	if (peer < 0 || f->peers[peer].id != h.h.from ||
 	    m->len != sizeof(h) + (uint64_t)h.nregions * sizeof(*ent)) {
 		farm__reply(f, m, -EPROTO, 0);
@@ -512,7 +573,9 @@ static int setup_memory(struct farm *f, char *err, size_t errlen)
 
 		reg->peer = farm__config_member(&f->cfg, rep[0]);
 		reg->chan = -1;
-		if (role < 0)
+		/* A joining node's replicas (all extra backups) are created
+		 * copying by farm__rerep_adopt, filled from their primaries. */
+		if (role < 0 || f->cfg.members[f->self_idx].joining)
 			continue;
 		struct farm_replica *x = &f->reps[n++];
 		x->region = r;
@@ -622,6 +685,12 @@ static int exchange_hellos(struct farm *f, uint64_t deadline, int timeout_ms, ch
 					   "member %u (%s) runs a different configuration "
 					   "(members, regions or sizes differ)",
 					   m->id, m->addr);
+			if (p->hello_err == -EAGAIN) {
+				/* Not in our configuration yet (we join, it has
+				 * not adopted): farm_poll asks again (rehello_at). */
+				ready = false;
+				continue;
+			}
 			if (p->hello_err) {
 				/* Transport failure: attach again and resend. */
 				unet_msg_attach(f->mep, (unsigned)p->chan);
@@ -756,6 +825,26 @@ int farm_node_start_err(const struct farm_config *cfg, uint32_t self, int timeou
 	farm__serve_register(f);
 	if ((rc = farm__rerep_init(f)))
 		goto fail;
+	if (f->cfg.members[f->self_idx].joining) {
+		/* Recovery counts every member's vote in each configuration;
+		 * ours, in the one we start in, holds nothing to decide. */
+		int8_t *none = malloc(f->map.nregions);
+		if (!none) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memset(none, -1, f->map.nregions);
+		farm__rcv_adopted(f, none);
+		free(none);
+		farm__rerep_adopt(f); /* before the HELLOs that list them */
+		for (uint32_t r = 0; r < f->map.nregions; r++)
+			if (farm_rmap_role(&f->map, r, self) >= 0 && !f->regions[r].mine) {
+				rc = say(err, errlen, -ENOMEM,
+					 "no memory for a replica of region %u (%llu bytes)", r,
+					 (unsigned long long)f->cfg.region_size);
+				goto fail;
+			}
+	}
 	if ((rc = open_channels(f, deadline, timeout_ms, err, errlen)))
 		goto fail;
 	if ((rc = exchange_hellos(f, deadline, timeout_ms, err, errlen)))

@@ -145,7 +145,9 @@ static void pend_start(struct farm *f, uint32_t i)
 	p->acks_left = 0;
 	p->to_send = 0;
 	for (uint32_t b = 1; b < f->map.k; b++)
-		if (rep[b]) { /* 0: a slot no joiner fills (regionmap.h) */
+		/* 0: a slot no joiner fills (regionmap.h); a joiner whose
+		 * HELLO has not come copies this change later (node.h). */
+		if (rep[b] && !farm__joiner_unready(f, farm__config_member(&f->cfg, rep[b]))) {
 			p->to_send |= 1u << b;
 			p->acks_left++;
 		}

@@ -211,6 +211,10 @@ static int serve(struct farm *f, const struct unet_msg *m, uint64_t *hwm, uint32
 		return -ENXIO;
 	if (farm_rmap_role(&f->map, q.region, q.h.from) < 1)
 		return -EPERM;
+	/* A joiner is sent REPLs only once its HELLO came (node.h): bytes
+	 * served before then could miss a later change for good. */
+	if (farm__joiner_unready(f, farm__config_member(&f->cfg, q.h.from)))
+		return -EAGAIN;
 	if (q.off % FARM_LINE || q.len == 0 || q.len % FARM_LINE || q.len > FARM_REREP_CHUNK)
 		return -EINVAL;
 	if (q.off >= size || q.len > size - q.off)

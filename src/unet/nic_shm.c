@@ -908,6 +908,11 @@ static int shm_chan_open(struct unet_ep *ep, unsigned id, const char *remote, in
 		}
 		return chan_finish(ep, j);
 	}
+	/* Zero timeout: answer a pending open only. A dial given up at once
+	 * would leave the peer a dead hand-shake in a channel slot (and map
+	 * our areas there) every time it is tried. */
+	if (timeout_ms == 0)
+		return -ENOENT;
 
 	/* Dial. accept_all() may have taken the caller's slot; find another. */
 	for (id = 0; id < ep->attr.max_chans; id++)

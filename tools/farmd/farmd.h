@@ -69,6 +69,9 @@ struct farmd {
 	struct farm_membership *mem;
 	uint32_t lease_ms;
 	uint64_t lease_flips, rehello_until;
+	bool joining;		 /* this node joins a running cluster (zk.c) */
+	uint64_t ready_reported; /* configuration we reported ready in */
+	uint64_t join_seen;	 /* configuration joining_poll looked at last */
 };
 
 /* ---- zk.c: ZooKeeper membership (--zk) ---- */
@@ -80,6 +83,11 @@ void farmd_zk_attach(struct farmd *d); /* after farm_node_start */
 void farmd_zk_poll(struct farmd *d);   /* node loop: adopt new configurations */
 void farmd_zk_stop(struct farmd *d);   /* before farm_node_stop */
 void farmd_zk_status(struct farmd *d, struct sbuf *out); /* ,"membership":... */
+/* The start failed: true when membership has a newer configuration that
+ * lists us as joining (d->cfg is now that one: start again in it). */
+bool farmd_zk_newer(struct farmd *d);
+/* main.c: one line with the regions this node leads and backs. */
+void farmd_log_placement(struct farmd *d);
 
 /* ---- admin.c ---- */
 /* Bind RUN_DIR/node-ID.sock (refusing one a live node answers on). */

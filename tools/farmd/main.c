@@ -140,7 +140,7 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
-static void log_placement(struct farmd *d)
+void farmd_log_placement(struct farmd *d)
 {
 	const struct farm_config *c = farm_get_config(d->f);
 	char prim[512] = "", back[512] = "";
@@ -341,6 +341,20 @@ int main(int argc, char **argv)
 		}
 	}
 	rc = farm_node_start_err(&d.cfg, d.id, (int)timeout, &d.f, err, sizeof(err));
+	/* A joiner whose configuration moved on while it started (a peer
+	 * refused it as stale, or a member it waited for was removed): start
+	 * again in the newer one, within the same --timeout. */
+	while (zk && (rc == -ESTALE || rc == -ETIMEDOUT) &&
+	       farmd_now_ns() - d.start_ns < (uint64_t)timeout * 1000000u) {
+		uint64_t until = farmd_now_ns() + 500000000ull;
+		while (!farmd_zk_newer(&d) && farmd_now_ns() < until)
+			usleep(2000);
+		if (farmd_now_ns() >= until)
+			break;
+		farmd_log(FARMD_INFO, "start failed (%s): starting again in configuration %llu",
+			  err, (unsigned long long)d.cfg.config_id);
+		rc = farm_node_start_err(&d.cfg, d.id, (int)timeout, &d.f, err, sizeof(err));
+	}
 	if (rc < 0) {
 		/* err names the member that did not answer, the field that is wrong... */
 		farmd_log(FARMD_ERROR, "cannot start node %u: %s", d.id,
@@ -371,7 +385,7 @@ int main(int argc, char **argv)
 	farmd_log(FARMD_INFO, "ready in %llu ms (config %llu); admin socket %s",
 		  (unsigned long long)((d.ready_ns - d.start_ns) / 1000000u),
 		  (unsigned long long)farm_config_id(d.f), d.sock_path);
-	log_placement(&d);
+	farmd_log_placement(&d);
 	if (mc_port >= 0) {
 		rc = mc_gw_open(d.f, mc_addr, (int)mc_port, (int)mc_shared, &d.mc, err,
 				sizeof(err));

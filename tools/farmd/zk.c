@@ -10,9 +10,12 @@
  * whenever the lease lapses. A node removed from the configuration stops
  * (its state may be stale; a restart makes it a new incarnation).
  *
- * A node that is added to a running cluster is refused here with a clear
- * message: giving it regions needs recovery (re-replication), which is
- * not built yet.
+ * A node added to a running cluster (a new id, or a restarted process: a
+ * new incarnation) is listed as joining (docs/farm.md, "Joining"): it
+ * starts holding only extra backups, which re-replication fills from their
+ * primaries; once none is left to fill, farmd reports it ready
+ * (farm_membership_ready: its member znode) and the CM publishes the
+ * configuration in which it holds its regions like any member.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,8 +24,10 @@
 #include <string.h>
 
 #include "farmd.h"
+#include "../../src/farm/config.h"
 #include "../../src/farm/membership.h"
 #include "../../src/farm/membership_node.h"
+#include "../../src/farm/rerep.h"
 
 #define REHELLO_NS (2000ull * 1000000ull) /* re-send refused HELLOs this long */
 
@@ -66,12 +71,16 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 	if (rc)
 		return rc;
 	farm_membership_config(d->mem, &mc);
-	if (mc.id != mc.boot) {
+	int me = farm__config_member(&mc.cfg, d->id);
+	bool joining = me >= 0 && mc.cfg.members[me].joining;
+	if (mc.id != mc.boot && !joining) {
+		/* A seed member that comes after the cluster moved on: its
+		 * replicas would start empty where the others hold data. */
 		snprintf(err, errlen,
-			 "member %u was added to the running cluster '%s' (configuration %llu), "
-			 "but serving regions in a running cluster needs recovery "
-			 "(re-replication), which is not built yet; restart the whole cluster",
-			 d->id, d->cfg.cluster, (unsigned long long)mc.id);
+			 "configuration %llu of the running cluster '%s' lists member %u as a "
+			 "member that holds data, which this new process does not have; stop "
+			 "it (its lease lapses) and start again to join",
+			 (unsigned long long)mc.id, d->cfg.cluster, d->id);
 		farm_membership_stop(d->mem);
 		d->mem = NULL;
 		return -EOPNOTSUPP;
@@ -82,9 +91,71 @@ int farmd_zk_join(struct farmd *d, const char *zk, uint32_t lease_ms, int timeou
 	farm_membership_take(d->mem, &ch); /* the one we start in */
 	d->lease_ms = lease_ms ? lease_ms : FARM_LEASE_DEFAULT_MS;
 	farmd_log(FARMD_INFO,
-		  "membership: configuration %llu from ZooKeeper %s, CM %u, lease %u ms",
-		  (unsigned long long)mc.id, zk, mc.cm, d->lease_ms);
+		  "membership: configuration %llu from ZooKeeper %s, CM %u, lease %u ms%s",
+		  (unsigned long long)mc.id, zk, mc.cm, d->lease_ms,
+		  joining ? "; joining the running cluster" : "");
 	return 0;
+}
+
+bool farmd_zk_newer(struct farmd *d)
+{
+	static struct farm_mconfig mc;
+	static struct farm_mchange ch;
+	char run_dir[sizeof(d->cfg.run_dir)];
+
+	if (!d->mem || farm_membership_config(d->mem, &mc) || mc.id <= d->cfg.config_id)
+		return false;
+	int me = farm__config_member(&mc.cfg, d->id);
+	if (me < 0 || !mc.cfg.members[me].joining)
+		return false; /* removed, or moved on without us: nothing to retry */
+	memcpy(run_dir, d->cfg.run_dir, sizeof(run_dir));
+	d->cfg = mc.cfg;
+	memcpy(d->cfg.run_dir, run_dir, sizeof(run_dir));
+	farm_membership_take(d->mem, &ch);
+	return true;
+}
+
+/* A joiner: once every replica it holds is filled in the configuration it
+ * runs, tell the CM (once per configuration); log the join's steps. */
+static void joining_poll(struct farmd *d)
+{
+	const struct farm_config *c;
+	uint64_t id = farm_config_id(d->f);
+	int me;
+
+	if (id == d->join_seen && !d->joining)
+		return; /* the loop's cost while not joining: one compare */
+	d->join_seen = id;
+	c = farm_get_config(d->f);
+	me = -1;
+	for (uint32_t i = 0; i < c->nmembers && me < 0; i++)
+		if (c->members[i].id == d->id)
+			me = (int)i;
+	if (me < 0)
+		return;
+	if (!c->members[me].joining) {
+		if (d->joining) {
+			d->joining = false;
+			farmd_log(FARMD_INFO,
+				  "joined: configuration %llu holds this node like any member",
+				  (unsigned long long)id);
+			farmd_log_placement(d);
+		}
+		return;
+	}
+	d->joining = true;
+	if (d->ready_reported == id || farm__rerep_pending(d->f))
+		return;
+	struct farm_rerep_stats st;
+	farm__rerep_get_stats(d->f, &st);
+	if (farm_membership_ready(d->mem, id) == 0) {
+		d->ready_reported = id;
+		farmd_log(FARMD_INFO,
+			  "joining: every replica filled in configuration %llu (%llu copies, %llu "
+			  "bytes); reported ready",
+			  (unsigned long long)id, (unsigned long long)st.done,
+			  (unsigned long long)st.bytes);
+	}
 }
 
 void farmd_zk_attach(struct farmd *d)
@@ -105,6 +176,7 @@ void farmd_zk_poll(struct farmd *d)
 
 	if (!d->mem)
 		return;
+	joining_poll(d);
 	if (d->rehello_until) {
 		farm__rehello_poll(d->f);
 		if (farmd_now_ns() > d->rehello_until)
