@@ -110,6 +110,11 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 		remap[i] = -1;
 	memset(peers, 0, sizeof(peers));
 	bool dial = false;
+	/* Channels of members that left go (a udp endpoint maps an address
+	 * to one channel: the member's next incarnation needs a fresh one). */
+	for (uint32_t i = 0; i < f->cfg.nmembers; i++)
+		if ((int)i != f->self_idx && farm__config_member(&next, f->cfg.members[i].id) < 0)
+			farm__peer_close(f, i);
 	for (uint32_t i = 0; i < next.nmembers; i++) {
 		int old = farm__config_member(&f->cfg, next.members[i].id);
 		/* A member that enters joining is a new process (a new id, or a

@@ -21,6 +21,7 @@
 #include "membership_node.h"
 #include "node.h"
 #include "object.h"
+#include "rerep.h"
 #include "slab.h"
 #include "tx.h"
 #include "workload.h"
@@ -184,6 +185,8 @@ static void mpoll(struct nctx *x)
 		if (now_ns() > x->rehello_until)
 			x->rehello_until = 0;
 	}
+	if (x->f && x->f->cfg.members[x->f->self_idx].joining && !farm__rerep_pending(x->f))
+		farm_membership_ready(x->m, farm_config_id(x->f)); /* as farmd: joined */
 	if (!farm_membership_changed(x->m) || farm_membership_take(x->m, &x->ch) <= 0)
 		return;
 	/* Removed, or removed and back as a new incarnation within one take:
