@@ -5,7 +5,8 @@
  * the leases that detect failures fast.
  *
  * ZooKeeper layout, for cluster C:
- *   /farm/C/members/ID     ephemeral, one per running node: "ID INC LEASE ADDR [NETNS]"
+ *   /farm/C/members/ID     ephemeral, one per running node: "ID INC LEASE ADDR [NETNS]
+ *                          [ready=CFG]" (ready: a joiner holds its replicas)
  *                          (INC = incarnation, different for every process;
  *                          LEASE = its lease socket; ADDR = its data address)
  *   /farm/C/election/n_SEQ ephemeral sequential, "ID INC": lowest is the CM,
