@@ -234,8 +234,12 @@ int farm_tx_alloc(struct farm_tx *tx, uint32_t size, farm_addr_t near, farm_addr
 /* Free when the transaction commits. */
 int farm_tx_free(struct farm_tx *tx, farm_addr_t a);
 /* Commit. 0 when committed; -EAGAIN when aborted (res->reason says why;
- * retrying may succeed); another negative code for misuse (-EINVAL: the
- * tx was already ended). The tx is finished either way. */
+ * retrying may succeed); -EIO when the outcome is unknown: the commit
+ * failed after its COMMIT-BACKUP records were written and a backup that is
+ * still a member could not be told to drop them (this node was cut off:
+ * recovery decides, from the survivors' logs, and may commit it; read the
+ * objects to find out); another negative code for misuse (-EINVAL: the tx
+ * was already ended). The tx is finished either way. */
 int farm_tx_commit(struct farm_tx *tx, struct farm_tx_result *res);
 void farm_tx_abort(struct farm_tx *tx);
 const char *farm_abort_str(enum farm_abort_reason r);

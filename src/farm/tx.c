@@ -450,6 +450,7 @@ int farm_tx_commit(struct farm_tx *tx, struct farm_tx_result *res)
 	enum farm_abort_reason why = FARM_ABORT_NONE;
 	uint64_t t0 = 0;
 	bool ro = false;
+	int rc = 0;
 
 	if (!tx_ok(tx))
 		return -EINVAL;
@@ -466,13 +467,15 @@ int farm_tx_commit(struct farm_tx *tx, struct farm_tx_result *res)
 		if (tx->nrd > 1)
 			farm__tx_validate(tx, &why);
 	} else {
-		farm__tx_commit_rw(tx, &why);
+		rc = farm__tx_commit_rw(tx, &why);
 	}
 	if (res) {
 		res->reason = why;
 		res->commit_ns = farm__now_ns() - t0;
 	}
 	ended(tx, why, ro);
+	if (rc == -EIO)
+		return rc; /* outcome unknown (farm.h) */
 	return why == FARM_ABORT_NONE ? 0 : -EAGAIN;
 }
 

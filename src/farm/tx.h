@@ -154,6 +154,7 @@ struct farm_txstats {
 	uint64_t bad_records;		     /* malformed or stale records refused */
 	uint64_t cp_failed;		     /* COMMIT-PRIMARY not acked (tx committed) */
 	uint64_t locks_refused;		     /* LOCK records this node refused */
+	uint64_t in_doubt;		     /* commits returned -EIO (outcome unknown) */
 	uint64_t late_installs;		     /* CP applied at truncation (doorbell refused) */
 	uint64_t late_unlocks;		     /* LOCKs released at truncation (abort refused) */
 	uint64_t copy_stalls;		     /* applies held back by a replica being copied */

@@ -784,8 +784,12 @@ int farm__tx_validate(struct farm_tx *tx, enum farm_abort_reason *why)
 }
 
 /* Retract the CB records written (a commit that fails before
- * COMMIT-PRIMARY must never be applied by a backup). */
-static void void_backups(struct farm_tx *tx)
+ * COMMIT-PRIMARY must never be applied by a backup). Returns false when
+ * a retraction to a backup that is still a member was not confirmed over
+ * the wire: then recovery may yet commit the transaction from that
+ * backup's record (if we are the one cut off and get removed), so its
+ * outcome is unknown. */
+static bool void_backups(struct farm_tx *tx)
 {
 	struct farm *f = tx->f;
 	struct farm_txs *t = f->tx;
@@ -801,6 +805,7 @@ static void void_backups(struct farm_tx *tx)
 			    ->type = FARM_LOG_VOID;
 			continue;
 		}
+		x->failed = false;
 		/* Bytes 8..15 of the header: len, type, nent. */
 		struct farm_logrec *r = (struct farm_logrec *)(t->stage + t->stage_at);
 		r->len = x->len_cb;
@@ -811,6 +816,17 @@ static void void_backups(struct farm_tx *tx)
 		t->stage_at += sizeof(*r);
 	}
 	reap_ops(f);
+	/* On shm a WRITE fails only when the peer's process is gone (its
+	 * socket hung up): its memory, and the record in it, are gone too and
+	 * will never vote. Over the wire a failure may be our own isolation. */
+	if (!strncmp(f->cfg.nic, "shm", 3))
+		return true;
+	for (uint32_t k = 0; k < t->ninvolved; k++) {
+		uint32_t p = t->involved[k];
+		if (t->part[p].wrote_cb && p != t->self_lix && t->part[p].failed && peer_of(f, p))
+			return false;
+	}
+	return true;
 }
 
 static enum farm_abort_reason backup_phase(struct farm_tx *tx)
@@ -1000,6 +1016,7 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 	struct farm_txs *t = f->tx;
 	uint64_t deadline = farm__now_ns() + (uint64_t)f->op_timeout_ms * 1000000ull;
 	enum farm_abort_reason r = FARM_ABORT_NONE;
+	bool doubt = false;
 
 	t->in_commit = true;
 	t->cseq++;
@@ -1033,7 +1050,7 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 		if (r == FARM_ABORT_NONE && !still_ours(tx))
 			r = FARM_ABORT_FAILURE;
 		if (r != FARM_ABORT_NONE) {
-			void_backups(tx);
+			doubt = !void_backups(tx);
 			abort_primaries(tx, deadline);
 		}
 	}
@@ -1045,6 +1062,10 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 	finish(f, deadline);
 	t->in_commit = false;
 	*why = r;
+	if (doubt) {
+		t->st.in_doubt++;
+		return -EIO;
+	}
 	return r == FARM_ABORT_NONE ? 0 : -EAGAIN;
 }
 

@@ -292,6 +292,15 @@ static void finish(struct nctx *x, struct farm_tx *tx, uint64_t id, uint64_t sta
 	set_pending(x, id, start, nr, nw);
 	rc = farm_tx_commit(tx, &res);
 	uint64_t end = now_ns();
+	if (rc == -EIO) {
+		/* Outcome unknown (farm.h): recovery decides. The pending slot
+		 * keeps it for the judge, as a dead coordinator's, and this
+		 * node starts no transaction that would overwrite the slot. */
+		__atomic_store_n(&me->doubt, 1, __ATOMIC_RELEASE);
+		me->errors++;
+		me->last_error = rc;
+		return;
+	}
 	record(x, id, start, end, rc == 0, nr, nw);
 	if (rc == 0) {
 		committed(x, start, end, nr);
@@ -329,6 +338,10 @@ static void step(struct nctx *x)
 	uint32_t ne = sh->neligible, nr = 0;
 	int rc;
 
+	if (__atomic_load_n(&me->doubt, __ATOMIC_ACQUIRE)) {
+		serve(x, 1);
+		return;
+	}
 	if (!farm_membership_serving(x->m)) {
 		/* Lapsed: a plain read of anything must be refused. */
 		struct account a;
@@ -1114,9 +1127,9 @@ void flt_judge(struct flt_cluster *c, uint32_t surv, uint64_t resumed_min, struc
 		hist_add(h, &t);
 		v->in_doubt++;
 		v->in_doubt_committed += read_later;
-		say(v, "node %u died inside the commit of T%#llx: %s (a later read saw its "
-		       "value: %s)\n",
-		    i + 1, (unsigned long long)p->id, read_later ? "committed" : "not committed",
+		say(v, "node %u %s T%#llx: %s (a later read saw its value: %s)\n", i + 1,
+		    sh->node[i].doubt ? "was told 'outcome unknown' (-EIO) for"
+				      : "died inside the commit of", (unsigned long long)p->id, read_later ? "committed" : "not committed",
 		    read_later ? "yes" : "no");
 		if (read_later)
 			for (uint32_t w = 0; w < p->nwrites; w++)

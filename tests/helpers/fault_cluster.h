@@ -59,6 +59,7 @@ struct flt_pending {
 struct flt_node {
 	pid_t pid;
 	uint32_t started, ready, finished, dead, removed, in_data;
+	uint32_t doubt; /* a commit returned -EIO: its T stays in the pending slot */
 	int32_t start_rc, drain_rc, rejoin_rc;
 	uint64_t config_id, member_mask; /* bit id: members of its configuration */
 	uint32_t is_cm, serving, zk_up, lease_drops;
