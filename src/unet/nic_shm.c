@@ -216,7 +216,10 @@ static int msg_send(int fd, uint32_t type, int32_t code, const char *name, const
 	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-	strncpy(m.name, name, sizeof(m.name) - 1);
+	/* m is zeroed: the name stays NUL-terminated (callers check its
+	 * length against UNET_NAME_MAX first). */
+	size_t nl = strnlen(name, sizeof(m.name) - 1);
+	memcpy(m.name, name, nl);
 	if (nfds) {
 		memset(&u, 0, sizeof(u));
 		mh.msg_control = u.buf;
