@@ -60,6 +60,9 @@
 
 #define XDP_HEADROOM 256 /* XDP_PACKET_HEADROOM: where the kernel puts a frame */
 #define KICK_MAX 64      /* sendto calls per tx batch at most (copy mode: 32 frames each) */
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9 /* linux 6.17 uapi; older headers lack it */
+#endif
 
 enum { FR_KERNEL = 0, FR_APP = 1 };
 
@@ -341,6 +344,14 @@ static int sockets_create(struct unet_ep *ep, struct xdp_ep *xe, const char *ifn
 		return rc;
 	}
 	xe->zerocopy = try_zc;
+	/* Copy mode transmits at most 32 frames per kick unless told more
+	 * (kernels >= 6.17): a whole send queue per sendto then. Older
+	 * kernels refuse the option and keep 32. */
+	if (!try_zc) {
+		int budget = (int)ep->attr.sq_depth;
+		setsockopt(xsk_socket__fd(xe->xsk), SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget,
+			   sizeof(budget));
+	}
 	return 0;
 }
 
@@ -710,28 +721,49 @@ static int xdp_rx(struct unet_ep *ep, struct unet_desc *d, unsigned max)
 	return (int)got;
 }
 
+/* Frames go back to the fill ring in one submit per call, not one per
+ * frame: the kernel re-reads the fill ring's producer index (a cache line
+ * this thread just wrote) whenever its cached view runs dry, so per-frame
+ * submits cost it a cross-CPU cache miss per received frame. A bad
+ * descriptor stops the call; those before it are given back. */
 static int xdp_release(struct unet_ep *ep, const struct unet_desc *d, unsigned n)
 {
 	struct xdp_ep *xe = ep->priv;
-	uint32_t idx = 0;
+	uint32_t idx = 0, good = 0;
+	unsigned i;
+	int rc = 0;
 
-	for (unsigned i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		uint64_t off = d[i].off, f = off >> xe->fshift, r = f - xe->rx_first;
 
 		if (d[i].flags & (UNET_DF_INLINE | UNET_DF_CHAN_DOWN))
 			continue;
-		if (f < xe->rx_first || r >= xe->nrx)
-			return -ERANGE;
-		if (xe->rx_state[r] != FR_APP)
-			return -EALREADY;
-		if (off - (f << xe->fshift) != xe->rx_off[r])
-			return -ERANGE;
+		if (f < xe->rx_first || r >= xe->nrx) {
+			rc = -ERANGE;
+			break;
+		}
+		if (xe->rx_state[r] != FR_APP) {
+			rc = -EALREADY;
+			break;
+		}
+		if (off - (f << xe->fshift) != xe->rx_off[r]) {
+			rc = -ERANGE;
+			break;
+		}
 		xe->rx_state[r] = FR_KERNEL;
-		xsk_ring_prod__reserve(&xe->fill, 1, &idx);
-		*xsk_ring_prod__fill_addr(&xe->fill, idx) = f << xe->fshift;
-		xsk_ring_prod__submit(&xe->fill, 1);
+		good++;
 	}
-	return 0;
+	if (good == 0)
+		return rc;
+	/* fill ring size >= rx frames: never full */
+	xsk_ring_prod__reserve(&xe->fill, good, &idx);
+	for (unsigned j = 0; j < i; j++) {
+		if (d[j].flags & (UNET_DF_INLINE | UNET_DF_CHAN_DOWN))
+			continue;
+		*xsk_ring_prod__fill_addr(&xe->fill, idx++) = d[j].off >> xe->fshift << xe->fshift;
+	}
+	xsk_ring_prod__submit(&xe->fill, good);
+	return rc;
 }
 
 static int rx_waiting(const struct xdp_ep *xe)
