@@ -641,7 +641,9 @@ static bool end_joining(const struct farm_membership *m, struct farm_mconfig *ne
 		joining++;
 	}
 	for (uint32_t i = 0; i < m->cur.cfg.nmembers; i++) {
-		int j = m->cur.cfg.members[i].joining ? mindex(next, m->cur.cfg.members[i].id) : -1;
+		if (!m->cur.cfg.members[i].joining)
+			continue; /* only the joiners are checked here */
+		int j = mindex(next, m->cur.cfg.members[i].id);
 		if (j < 0 || next->lease[j].inc != m->cur.lease[i].inc)
 			return false; /* removed in this step after all */
 	}
