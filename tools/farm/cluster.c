@@ -11,6 +11,10 @@
  * node dies or the wait times out, stop the others and show the failed
  * node's log tail.
  *
+ * status also shows the configuration the nodes run now (with --zk it
+ * changes as members leave and join; farm.conf holds only the first).
+ * restart (restart.c) starts one member again.
+ *
  * down: SIGTERM the nodes named by the pid files, but only processes that
  * are farmd with *this* config on their command line (a recycled pid is not
  * ours), wait, SIGKILL the survivors after --timeout; then remove leftover
@@ -67,8 +71,10 @@ static const char up_usage[] =
 static const char status_usage[] =
     "usage: farm cluster status [--dir RUN_DIR] [--name NAME] [--json]\n"
     "\n"
-    "Show each node (pid, state: ready, starting, busy or dead) and where each\n"
-    "region lives. Exit: 0 when every node is ready, 1 otherwise.\n";
+    "Show each node (pid, state: ready, starting, busy or dead), the configuration\n"
+    "the nodes run now ('configuration ID cm C members 1,2,3 joining -': with --zk\n"
+    "it changes as members leave and join) and where each region lives. Exit: 0\n"
+    "when every node is ready, 1 otherwise.\n";
 
 static const char down_usage[] =
     "usage: farm cluster down [--timeout MS] [--dir RUN_DIR] [--name NAME] [--json]\n"
@@ -78,7 +84,7 @@ static const char down_usage[] =
     "Only farmd processes started with this cluster's config are signalled.\n";
 
 static const char cluster_usage[] =
-    "usage: farm cluster up|status|down [options]   (farm cluster CMD --help)\n";
+    "usage: farm cluster up|status|down|restart [options]   (farm cluster CMD --help)\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -154,15 +160,68 @@ static void nodes_free(struct node *nodes, uint32_t n)
 	}
 }
 
+/* The status of the ready node that runs the newest configuration: with
+ * --zk the nodes adopt a change one after another. */
+static const struct json *newest_status(const struct node *nodes, uint32_t n)
+{
+	const struct json *best = NULL;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (nodes[i].status &&
+		    (!best || json_u64(nodes[i].status, "config_id") > json_u64(best, "config_id")))
+			best = nodes[i].status;
+	return best;
+}
+
 /* The region map, as a ready node reports it. */
 static const struct json *region_map(const struct node *nodes, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		const struct json *m = json_get(nodes[i].status, "map");
-		if (m && m->type == JSON_ARRAY)
-			return m;
+	const struct json *m = json_get(newest_status(nodes, n), "map");
+
+	return m && m->type == JSON_ARRAY ? m : NULL;
+}
+
+/* The configuration the nodes run (members, those still joining), as the
+ * newest status has it: one line, or a JSON member. */
+static void print_live_config(const struct json *st, bool json)
+{
+	const struct json *mem = json_get(st, "members");
+	const struct json *cm = json_get(st, "cm");
+	bool any = false;
+
+	if (!st || !mem || mem->type != JSON_ARRAY)
+		return;
+	if (json) {
+		printf(",\"configuration\":{\"id\":%llu,\"cm\":%llu,\"members\":[",
+		       (unsigned long long)json_u64(st, "config_id"),
+		       (unsigned long long)(cm ? cm->u64 : 0));
+		for (size_t i = 0; i < mem->n; i++)
+			printf("%s%llu", i ? "," : "",
+			       (unsigned long long)json_u64(mem->kids[i], "id"));
+		printf("],\"joining\":[");
+		for (size_t i = 0; i < mem->n; i++)
+			if (json_true(mem->kids[i], "joining")) {
+				printf("%s%llu", any ? "," : "",
+				       (unsigned long long)json_u64(mem->kids[i], "id"));
+				any = true;
+			}
+		printf("]}");
+		return;
 	}
-	return NULL;
+	printf("configuration %llu", (unsigned long long)json_u64(st, "config_id"));
+	if (cm)
+		printf(" cm %llu", (unsigned long long)cm->u64);
+	printf(" members ");
+	for (size_t i = 0; i < mem->n; i++)
+		printf("%s%llu", i ? "," : "", (unsigned long long)json_u64(mem->kids[i], "id"));
+	printf(" joining ");
+	for (size_t i = 0; i < mem->n; i++)
+		if (json_true(mem->kids[i], "joining")) {
+			printf("%s%llu", any ? "," : "",
+			       (unsigned long long)json_u64(mem->kids[i], "id"));
+			any = true;
+		}
+	printf("%s\n", any ? "" : "-");
 }
 
 static void print_map_plain(const struct json *map)
@@ -228,6 +287,7 @@ static void print_cluster(const struct cli *c, const struct farm_config *cfg,
 			printf("}");
 		}
 		printf("]");
+		print_live_config(newest_status(nodes, cfg->nmembers), true);
 		if (map)
 			print_map_json(map);
 		printf("}\n");
@@ -243,6 +303,7 @@ static void print_cluster(const struct cli *c, const struct farm_config *cfg,
 		printf("node %u pid %d %s addr %s netns %s log %s\n", m->id, (int)nodes[i].pid,
 		       nodes[i].state, m->addr, m->netns[0] ? m->netns : "-", path);
 	}
+	print_live_config(newest_status(nodes, cfg->nmembers), false);
 	if (map)
 		print_map_plain(map);
 	else
@@ -516,6 +577,13 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 	rc = write_file(c->conf_path, text, 0644);
 	if (rc < 0)
 		return fail(c, "cannot write %s: %s", c->conf_path, strerror(-rc));
+	{
+		struct node_opts no = {.timeout_ms = timeout, .zk = o.zk};
+		snprintf(no.log_level, sizeof(no.log_level), "%s", o.log_level ? o.log_level : "");
+		snprintf(no.lease_ms, sizeof(no.lease_ms), "%s", o.lease_ms ? o.lease_ms : "");
+		if ((rc = node_opts_write(c->run_dir, &no)) < 0)
+			return fail(c, "cannot write %s/farmd.opts: %s", c->run_dir, strerror(-rc));
+	}
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -739,6 +807,8 @@ int cmd_cluster(int argc, char **argv)
 		return cluster_status(&c, argc - 1, argv + 1);
 	if (strcmp(argv[0], "down") == 0)
 		return cluster_down(&c, argc - 1, argv + 1);
+	if (strcmp(argv[0], "restart") == 0)
+		return cluster_restart(&c, argc - 1, argv + 1);
 	fprintf(stderr, "farm cluster: unknown command '%s'\n%s", argv[0], cluster_usage);
 	return EXIT_USAGE;
 }

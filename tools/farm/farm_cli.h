@@ -4,10 +4,12 @@
  * main.c dispatches `farm <command>`; opts.c parses every command's
  * options the same way (--help, --json, --dir, --name everywhere); rundir.c
  * finds a cluster's run directory and its nodes' files; cluster.c starts,
- * inspects and stops local clusters; netns.c builds and removes their
- * network namespaces; spawn.c starts one farmd; client.c talks to a node's
- * admin socket; mem.c is alloc/read/write/free/bench; bench_tx.c is
- * `bench tx`; bench_recovery.c is `bench recovery`; json.c reads replies.
+ * inspects and stops local clusters; restart.c starts one member of a
+ * running cluster again (it rejoins through ZooKeeper); netns.c builds and
+ * removes their network namespaces; spawn.c starts one farmd; client.c
+ * talks to a node's admin socket; mem.c is alloc/read/write/free/bench;
+ * bench_tx.c is `bench tx`; bench_recovery.c is `bench recovery`; json.c
+ * reads replies.
  *
  * Exit codes everywhere: 0 success, 1 runtime failure, 2 bad arguments.
  */
@@ -68,6 +70,16 @@ pid_t node_pid(const struct cli *c, uint32_t id);
 int write_file(const char *path, const char *text, mode_t mode);
 /* The last `lines` lines of a file, to stderr, indented. */
 void print_tail(const char *path, int lines);
+/* RUN_DIR/farmd.opts: how `up` started every farmd, for `restart`. */
+struct node_opts {
+	int timeout_ms;
+	char log_level[16]; /* "" = farmd's default */
+	bool zk;	    /* --zk, with the address in RUN_DIR/zk.hosts */
+	char lease_ms[16];  /* --lease-ms, "" when not given */
+};
+int node_opts_write(const char *run_dir, const struct node_opts *o);
+/* 0, -ENOENT (a cluster started before the file existed), -EINVAL. */
+int node_opts_read(const char *run_dir, struct node_opts *o);
 
 /* ---- json.c ---- */
 enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
@@ -113,6 +125,7 @@ struct spawn {
 	int timeout_ms;
 	const char *zk;       /* --zk HOSTS, or NULL: static membership */
 	const char *lease_ms; /* --lease-ms, or NULL */
+	bool keep_log;	      /* append to the log (restart) instead of truncating it */
 };
 /* fork + exec farmd detached (own session, stdin /dev/null, stdout and
  * stderr to the log), inside its namespace when netns is set. */
@@ -131,6 +144,7 @@ int zk_local_stop(const char *run_dir, int timeout_ms);
 
 /* ---- commands ---- */
 int cmd_cluster(int argc, char **argv);
+int cluster_restart(struct cli *c, int argc, char **argv); /* restart.c */
 int cmd_alloc(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);

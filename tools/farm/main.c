@@ -2,6 +2,7 @@
  * main.c - farm, the command-line interface to a FaRM cluster.
  *
  *   farm cluster up|status|down     a local cluster, one farmd per node
+ *   farm cluster restart ID         start one member of it again
  *   farm alloc|read|write|free      objects in the shared address space
  *   farm bench read                 one-sided read throughput and latency
  *   farm bench tx                   transactions: TATP or the bank
@@ -21,6 +22,7 @@ static const char usage[] =
     "  cluster up -n N [--nic shm|udp|xdp] [--netns] ...   start a local cluster\n"
     "  cluster status                                     nodes and region map\n"
     "  cluster down                                       stop it\n"
+    "  cluster restart ID                                 start member ID again (rejoins)\n"
     "  alloc SIZE [--near ADDR] [--node N]                allocate an object\n"
     "  read ADDR [--len L] [--raw] [--node N]             read an object\n"
     "  write ADDR DATA | --hex HEX [--node N]             write an object\n"

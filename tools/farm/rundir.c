@@ -143,3 +143,51 @@ void print_tail(const char *path, int lines)
 	for (char *l = strtok(start, "\n"); l; l = strtok(NULL, "\n"))
 		fprintf(stderr, "  | %s\n", l);
 }
+
+/* RUN_DIR/farmd.opts: the farmd options `up` gave every node beyond
+ * --config and --id, one key=value a line, so that `restart` starts a node
+ * again exactly so. The ZooKeeper address is not in it: RUN_DIR/zk.hosts
+ * names the server that runs now. */
+int node_opts_write(const char *run_dir, const struct node_opts *o)
+{
+	char path[PATH_MAX], text[256];
+
+	if (snprintf(path, sizeof(path), "%s/farmd.opts", run_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	snprintf(text, sizeof(text),
+		 "# farmd options of every node (farm cluster up; farm cluster restart reads "
+		 "them)\ntimeout=%d\nlog-level=%s\nzk=%s\nlease-ms=%s\n",
+		 o->timeout_ms, o->log_level[0] ? o->log_level : "info", o->zk ? "yes" : "no",
+		 o->lease_ms);
+	return write_file(path, text, 0644);
+}
+
+int node_opts_read(const char *run_dir, struct node_opts *o)
+{
+	char path[PATH_MAX], line[128];
+	FILE *f;
+
+	memset(o, 0, sizeof(*o));
+	if (snprintf(path, sizeof(path), "%s/farmd.opts", run_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, '=');
+		if (line[0] == '#' || !v)
+			continue;
+		*v++ = '\0';
+		v[strcspn(v, "\n")] = '\0';
+		if (strcmp(line, "timeout") == 0)
+			o->timeout_ms = atoi(v);
+		else if (strcmp(line, "log-level") == 0)
+			snprintf(o->log_level, sizeof(o->log_level), "%s", v);
+		else if (strcmp(line, "zk") == 0)
+			o->zk = strcmp(v, "yes") == 0;
+		else if (strcmp(line, "lease-ms") == 0)
+			snprintf(o->lease_ms, sizeof(o->lease_ms), "%s", v);
+	}
+	fclose(f);
+	return o->timeout_ms > 0 ? 0 : -EINVAL;
+}

@@ -95,7 +95,8 @@ pid_t spawn_farmd(const struct spawn *s, char *err, size_t errlen)
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
-		int log = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+		int log =
+		    open(s->log, O_WRONLY | O_CREAT | O_APPEND | (s->keep_log ? 0 : O_TRUNC), 0644);
 		ce = (struct child_err){.what = "log"};
 		if (null < 0 || log < 0)
 			goto child_fail;

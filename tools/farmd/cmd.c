@@ -84,7 +84,7 @@ static int cmd_status(struct farmd *d, struct sbuf *out)
 		sb_json_str(out, c->members[i].addr);
 		sb_printf(out, ",\"netns\":");
 		sb_json_str(out, c->members[i].netns);
-		sb_printf(out, "}");
+		sb_printf(out, ",\"joining\":%s}", c->members[i].joining ? "true" : "false");
 	}
 	sb_printf(out, "],\"map\":[");
 	for (uint32_t r = 0; r < c->regions; r++) {
