@@ -20,7 +20,10 @@
  * then, polling that status every 10 ms, until its configuration lists it
  * as a member that is no longer joining (--join-timeout). A node that does
  * not start is stopped again (it is our child); one that answers but stays
- * joining is left running and reported.
+ * joining is left running and reported. How long the join took is read from
+ * the lines the new incarnation appended to its log (where it started as a
+ * joiner, where it logged `joined`): a small join is over before the admin
+ * socket first answers, so polling alone would miss it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "../farmd/proto.h"
@@ -53,8 +57,9 @@ static const char restart_usage[] =
     "  --join-timeout MS  then how long it may stay joining (default 30000)\n"
     "\n"
     "Output: 'node ID pid PID restarted: configuration A joining -> configuration B\n"
-    "joined in T ms' on stdout, progress on stderr. Exit: 0 joined, 1 failed (a\n"
-    "node that is up but still joining keeps running), 2 bad arguments.\n";
+    "joined in T ms (its log) ...' on stdout (T: from the node's start in A to its\n"
+    "adoption of B, as the node logged them), progress on stderr. Exit: 0 joined,\n"
+    "1 failed (a node that is up but still joining keeps running), 2 bad arguments.\n";
 
 static long now_ms(void)
 {
@@ -81,6 +86,52 @@ static int member_state(const struct json *st, uint32_t id)
 		if (json_u64(mem->kids[i], "id") == id)
 			return json_true(mem->kids[i], "joining") ? 1 : 0;
 	return -1;
+}
+
+/* A farmd log line's timestamp (2026-11-25T11:51:45.092Z) in ms. */
+static long long log_ms(const char *line)
+{
+	struct tm tm = {0};
+	int ms;
+
+	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000 + ms;
+}
+
+/* What the node logged of its join, from `off` (where its incarnation's
+ * lines start): the configuration it started in as a joiner and when, and
+ * the one it was joined in and when. The log is the node's own account:
+ * a small join is over before the admin socket answers the first time. */
+struct join_log {
+	unsigned long long join_cfg, joined_cfg;
+	long long t_join, t_joined;
+};
+
+static void read_join_log(const char *path, long off, struct join_log *jl)
+{
+	char line[1024];
+	FILE *f = fopen(path, "re");
+
+	memset(jl, 0, sizeof(*jl));
+	if (!f)
+		return;
+	if (fseek(f, off, SEEK_SET) == 0) {
+		while (fgets(line, sizeof(line), f)) {
+			const char *p;
+			if (strstr(line, "joining the running cluster") &&
+			    (p = strstr(line, "membership: configuration ")) &&
+			    sscanf(p, "membership: configuration %llu", &jl->join_cfg) == 1)
+				jl->t_join = log_ms(line);
+			else if ((p = strstr(line, "joined: configuration ")) &&
+				 sscanf(p, "joined: configuration %llu", &jl->joined_cfg) == 1)
+				jl->t_joined = log_ms(line);
+		}
+	}
+	fclose(f);
 }
 
 /* Our child did not come up: SIGTERM, then SIGKILL; reap it. */
@@ -118,12 +169,15 @@ int cluster_restart(struct cli *c, int argc, char **argv)
 	    {NULL, 0, false, NULL, NULL},
 	};
 	static struct farm_config cfg;
+	struct join_log jl = {0};
 	struct node_opts no;
+	struct stat lst;
+	long log_off;
 	char *pos[1], err[512] = "", why[64], log[PATH_MAX], path[PATH_MAX], zk[64], ids[256];
 	const struct farm_member *m = NULL;
 	struct json *st = NULL;
 	uint64_t join_cfg = 0, joined_cfg = 0;
-	long t0, t_ready, t_joined = 0, deadline;
+	long t0, t_ready, t_joined = 0, deadline, join_ms;
 	uint32_t id, live = 0;
 	size_t at = 0;
 	int npos, timeout, join_timeout, rc, state;
@@ -195,6 +249,7 @@ int cluster_restart(struct cli *c, int argc, char **argv)
 			  .lease_ms = no.lease_ms[0] ? no.lease_ms : NULL,
 			  .keep_log = true};
 	farm_path_log(log, sizeof(log), c->run_dir, id);
+	log_off = stat(log, &lst) == 0 ? (long)lst.st_size : 0;
 	t0 = now_ms();
 	pid = spawn_farmd(&s, err, sizeof(err));
 	if (pid < 0)
@@ -280,24 +335,36 @@ int cluster_restart(struct cli *c, int argc, char **argv)
 		}
 	}
 	json_free(st);
+	/* The node logs `joined` on the loop turn after it adopted the
+	 * configuration, which its status may show first. */
+	for (long end = now_ms() + 1000; now_ms() < end; sleep_ms(10)) {
+		read_join_log(log, log_off, &jl);
+		if (jl.joined_cfg >= joined_cfg)
+			break;
+	}
+	if (!join_cfg)
+		join_cfg = jl.join_cfg; /* joined before it first answered */
+	join_ms = jl.t_join > 0 && jl.t_joined >= jl.t_join && jl.join_cfg == join_cfg
+		      ? (long)(jl.t_joined - jl.t_join)
+		      : -1;
 	if (c->json) {
 		printf("{\"ok\":true,\"node\":%u,\"pid\":%d,\"zk\":", id, (int)pid);
 		json_print_str(zk);
-		printf(",\"answered_ms\":%ld,\"joining_config\":%llu,\"joined_config\":%llu,"
-		       "\"join_ms\":%ld,\"log\":",
-		       t_ready - t0, (unsigned long long)join_cfg, (unsigned long long)joined_cfg,
-		       t_joined - t_ready);
+		printf(",\"joining_config\":%llu,\"joined_config\":%llu,\"join_ms\":%ld,"
+		       "\"answered_ms\":%ld,\"joined_seen_ms\":%ld,\"log\":",
+		       (unsigned long long)join_cfg, (unsigned long long)joined_cfg, join_ms,
+		       t_ready - t0, t_joined - t_ready);
 		json_print_str(log);
 		printf("}\n");
-	} else if (join_cfg) {
-		printf("node %u pid %d restarted: configuration %llu joining -> configuration %llu "
-		       "joined in %ld ms (answered %ld ms after start)\n",
-		       id, (int)pid, (unsigned long long)join_cfg, (unsigned long long)joined_cfg,
-		       t_joined - t_ready, t_ready - t0);
-	} else {
-		printf("node %u pid %d restarted: configuration %llu joined by its first status "
-		       "(answered %ld ms after start)\n",
-		       id, (int)pid, (unsigned long long)joined_cfg, t_ready - t0);
+		return 0;
 	}
+	printf("node %u pid %d restarted: configuration ", id, (int)pid);
+	if (join_cfg)
+		printf("%llu joining -> configuration ", (unsigned long long)join_cfg);
+	printf("%llu joined", (unsigned long long)joined_cfg);
+	if (join_ms >= 0)
+		printf(" in %ld ms (its log)", join_ms);
+	printf("; status answered %ld ms after the start, joined seen %ld ms later\n", t_ready - t0,
+	       t_joined - t_ready);
 	return 0;
 }
