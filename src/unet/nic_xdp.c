@@ -59,7 +59,7 @@
 #include "xdp_prog.h"
 
 #define XDP_HEADROOM 256 /* XDP_PACKET_HEADROOM: where the kernel puts a frame */
-#define KICK_MAX 64      /* sendto calls per tx batch at most (copy mode: 32 frames each) */
+#define KICK_MAX 64      /* sendto calls per tx batch at most (copy mode: 32 frames each, or the budget) */
 #ifndef XDP_MAX_TX_SKB_BUDGET
 #define XDP_MAX_TX_SKB_BUDGET 9 /* linux 6.17 uapi; older headers lack it */
 #endif
