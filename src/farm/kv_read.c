@@ -245,7 +245,7 @@ int kv__read_batch(struct farm_kv *kv, const farm_addr_t *addrs, const uint32_t 
 			continue;
 		if (r->local) {
 			/* Read in place now; nb_check finds it already checked. */
-			uint64_t ver;
+			uint64_t ver = 0;
 			f->st.reads_local++;
 			rcs[i] = read_local(r->local + FARM_OFFSET(addrs[i]), homes[i], KV_H,
 					    b->lines, &ver);

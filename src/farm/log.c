@@ -98,8 +98,17 @@ void farm__log_reset(struct farm *f, uint32_t c, uint32_t id)
 	r->head = r->trunc_cseq = r->end = 0;
 	r->dead = r->retired = false;
 	t->log_id[c] = id;
-	/* As coordinator: the participant is a new process. Commits not yet
-	 * retired that involved its old incarnation keep no claim on it. */
+	farm__log_forget(f, c);
+	farm__log_publish(f);
+}
+
+void farm__log_forget(struct farm *f, uint32_t c)
+{
+	struct farm_txs *t = f->tx;
+
+	/* As coordinator: the participant is gone, or a new process. Commits
+	 * not yet retired that involved its old incarnation keep no claim on
+	 * it, and our ring there is looked up afresh (its node page). */
 	memset(&t->peer[c], 0, sizeof(t->peer[c]));
 	for (uint32_t i = t->done_head; i != t->done_tail; i++) {
 		struct farm_txdone *d = &t->done[i % FARM_TX_INFLIGHT];
@@ -107,7 +116,6 @@ void farm__log_reset(struct farm *f, uint32_t c, uint32_t id)
 			if (d->who[k] == c)
 				d->who[k] = FARM_TXD_GONE;
 	}
-	farm__log_publish(f);
 }
 
 /* ---- records ----------------------------------------------------------------- */

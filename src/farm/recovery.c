@@ -398,6 +398,7 @@ void farm__rcv_adopted(struct farm *f, const int8_t *old_role)
 			pos += rec->len;
 		r->dead = true;
 		r->end = pos;
+		farm__log_forget(f, c);
 	}
 	assign_rings(f);
 	farm__log_publish(f); /* frozen rings are nobody's to write */

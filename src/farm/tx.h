@@ -249,6 +249,9 @@ void farm__log_publish(struct farm *f);
 /* Give ring c to member id afresh (a member that joined): emptied, and
  * our coordinator state towards it forgotten. */
 void farm__log_reset(struct farm *f, uint32_t c, uint32_t id);
+/* Forget our coordinator state towards the member of ring c (it left, or
+ * is back as a new incarnation): the next commit looks its log up anew. */
+void farm__log_forget(struct farm *f, uint32_t c);
 /* Recovery's hands on the records (log.c). commit: install / apply;
  * otherwise unlock / drop. Recovery locks of the record are released. */
 void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit);
