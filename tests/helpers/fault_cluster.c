@@ -127,6 +127,8 @@ static void publish_roles(struct nctx *x, int8_t *role)
 					   : -1);
 }
 
+static void mpoll(struct nctx *x);
+
 static void try_rejoin(struct nctx *x, const struct farm_config *next)
 {
 	struct farm_config cfg = *next;
@@ -155,12 +157,23 @@ static void try_rejoin(struct nctx *x, const struct farm_config *next)
 				farm_membership_lease_until(x->m));
 	farm__membership_attach_changes(x->f, x->m);
 	__atomic_store_n(&g_f, x->f, __ATOMIC_RELEASE);
-	rc = farm_bank_open(x->f, x->sh->root, x->rng, &x->b);
-	if (rc) {
+	/* The joined configuration may follow the joining one at once: a
+	 * read refused as stale, or of a region whose new primary's key is
+	 * not known yet, is tried again after adopting (bounded). */
+	uint64_t until = now_ns() + 5000000000ull;
+	x->out = false; /* in: mpoll adopts what comes meanwhile */
+	while ((rc = farm_bank_open(x->f, x->sh->root, x->rng, &x->b)) &&
+	       (rc == -ESTALE || rc == -EAGAIN) && now_ns() < until && x->f) {
+		mpoll(x);
+		if (x->f && farm_poll(x->f) == 0)
+			farm_idle(x->f, 1);
+	}
+	if (rc || !x->f) {
 		snprintf(me->rejoin_err, sizeof(me->rejoin_err),
 			 "node restarted in configuration %llu, but farm_bank_open: %s",
 			 (unsigned long long)next->config_id, farm_strerror(rc));
-		me->rejoin_rc = rc;
+		me->rejoin_rc = rc ? rc : -ENOTCONN;
+		x->out = true;
 		return;
 	}
 	x->out = false;
