@@ -27,6 +27,7 @@
 
 #include "farm/farm.h"
 #include "helpers/farm_cluster.h"
+#include "helpers/replicas.h"
 #include "helpers/proc.h"
 #include "config.h"
 #include "membership_node.h"
@@ -463,44 +464,6 @@ static int child_main(void *p)
 	return rc;
 }
 
-/* Replicas agree: the region header, slab headers, every allocated object
- * (free slots by their allocated bit: the free-list link lives at the
- * primary only), and nothing beyond the slabs. 0 or first offset + 1. */
-static uint64_t compare_region(const uint8_t *p, const uint8_t *b, uint64_t *objs)
-{
-	uint64_t line = 1;
-
-	if (memcmp(p, b, FARM_LINE))
-		return 1;
-	while (line < JN_REGION / FARM_LINE) {
-		uint64_t off = line * FARM_LINE;
-		const struct farm_slab_hdr *h = (const struct farm_slab_hdr *)(p + off);
-		if (h->magic != FARM_SLAB_MAGIC)
-			break;
-		if (memcmp(p + off, b + off, FARM_LINE))
-			return off + 1;
-		for (uint64_t l = line + 1; l + h->class_lines <= line + h->slab_lines;
-		     l += h->class_lines) {
-			uint64_t o = l * FARM_LINE, hp, hb;
-			memcpy(&hp, p + o, 8);
-			memcpy(&hb, b + o, 8);
-			if (farm_hdr_alloc(hp) != farm_hdr_alloc(hb) || farm_hdr_locked(hp) ||
-			    farm_hdr_locked(hb))
-				return o + 1;
-			if (!farm_hdr_alloc(hp))
-				continue;
-			if (memcmp(p + o, b + o, (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
-				return o + 1;
-			(*objs)++;
-		}
-		line += h->slab_lines;
-	}
-	for (uint64_t o = line * FARM_LINE; o < JN_REGION; o++)
-		if (p[o] != b[o])
-			return o + 1;
-	return 0;
-}
-
 static void run_scenario(int scenario)
 {
 	static struct jn_arg arg;
@@ -576,7 +539,7 @@ static void run_scenario(int scenario)
 		for (uint32_t i = 1; i < map.k; i++) {
 			const uint8_t *pb =
 			    arg.dump + ((size_t)(rep[i] - 1) * JN_REGIONS + r) * JN_REGION;
-			uint64_t d = compare_region(p0, pb, &objs);
+			uint64_t d = replicas_diff(p0, pb, JN_REGION, &objs, NULL);
 			if (d)
 				print_message("region %u: members %u and %u differ at offset %llu\n",
 					      r, rep[0], rep[i], (unsigned long long)(d - 1));

@@ -23,6 +23,7 @@
 
 #include "farm/farm.h"
 #include "helpers/farm_cluster.h"
+#include "helpers/replicas.h"
 #include "helpers/proc.h"
 #include "config.h"
 #include "membership_node.h"
@@ -320,47 +321,6 @@ static int node_removal(struct farm *f, int idx, struct fc_shared *sh, void *arg
 	return 0;
 }
 
-/* Compare two replicas of a region: 0, or the offset of the first
- * difference + 1. Free slots are compared by their allocated bit only (the
- * allocator's free-list link lives in them at the primary alone). */
-static uint64_t compare_region(const uint8_t *p, const uint8_t *b, uint64_t *objs,
-			       uint64_t *hwm)
-{
-	uint64_t line = 1;
-
-	if (memcmp(p, b, FARM_LINE))
-		return 1;
-	while (line < RR_REGION / FARM_LINE) {
-		uint64_t off = line * FARM_LINE;
-		const struct farm_slab_hdr *sh = (const struct farm_slab_hdr *)(p + off);
-		if (sh->magic != FARM_SLAB_MAGIC)
-			break;
-		if (memcmp(p + off, b + off, FARM_LINE))
-			return off + 1;
-		for (uint64_t l = line + 1; l + sh->class_lines <= line + sh->slab_lines;
-		     l += sh->class_lines) {
-			uint64_t o = l * FARM_LINE, hp, hb;
-			memcpy(&hp, p + o, 8);
-			memcpy(&hb, b + o, 8);
-			if (farm_hdr_alloc(hp) != farm_hdr_alloc(hb) || farm_hdr_locked(hp) ||
-			    farm_hdr_locked(hb))
-				return o + 1;
-			if (!farm_hdr_alloc(hp))
-				continue;
-			if (memcmp(p + o, b + o,
-				   (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
-				return o + 1;
-			(*objs)++;
-		}
-		line += sh->slab_lines;
-	}
-	*hwm = line * FARM_LINE;
-	for (uint64_t o = line * FARM_LINE; o < RR_REGION; o++)
-		if (p[o] != b[o])
-			return o + 1;
-	return 0;
-}
-
 static void test_removal_rereplicates(void **state)
 {
 	static struct farm_config cfg;
@@ -400,7 +360,7 @@ static void test_removal_rereplicates(void **state)
 		for (int i = 0; i < RR_NODES - 1; i++)
 			base[i] = ra.dump + ((size_t)i * RR_REGIONS + r) * RR_REGION;
 		for (int i = 1; i < RR_NODES - 1; i++) {
-			uint64_t d = compare_region(base[0], base[i], &objs, &hwm);
+			uint64_t d = replicas_diff(base[0], base[i], RR_REGION, &objs, &hwm);
 			if (d) {
 				uint64_t o = (d - 1) & ~(uint64_t)(FARM_LINE - 1), h0, h1;
 				memcpy(&h0, base[0] + o, 8);

@@ -25,6 +25,7 @@
 
 #include "farm/farm.h"
 #include "helpers/farm_cluster.h"
+#include "helpers/replicas.h"
 #include "helpers/proc.h"
 #include "node.h"
 #include "slab.h"
@@ -295,46 +296,6 @@ static int node_rep(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	return 0;
 }
 
-/* Compare region r of two replicas: 0, or the offset of the first
- * difference + 1. Counts objects compared. */
-static uint64_t compare_region(const uint8_t *p, const uint8_t *b, uint64_t *objs)
-{
-	const struct farm_slab_hdr *sh;
-	uint64_t line = 1;
-
-	if (memcmp(p, b, FARM_LINE))
-		return 1;
-	while (line < REP_REGION / FARM_LINE) {
-		uint64_t off = line * FARM_LINE;
-		sh = (const struct farm_slab_hdr *)(p + off);
-		if (sh->magic != FARM_SLAB_MAGIC)
-			break;
-		if (memcmp(p + off, b + off, FARM_LINE))
-			return off + 1;
-		for (uint64_t l = line + 1; l + sh->class_lines <= line + sh->slab_lines;
-		     l += sh->class_lines) {
-			uint64_t o = l * FARM_LINE, hp, hb;
-			memcpy(&hp, p + o, 8);
-			memcpy(&hb, b + o, 8);
-			if (farm_hdr_alloc(hp) != farm_hdr_alloc(hb) || farm_hdr_locked(hp) ||
-			    farm_hdr_locked(hb))
-				return o + 1;
-			if (!farm_hdr_alloc(hp))
-				continue;
-			if (memcmp(p + o, b + o,
-				   (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
-				return o + 1;
-			(*objs)++;
-		}
-		line += sh->slab_lines;
-	}
-	/* Never carved: zero everywhere. */
-	for (uint64_t o = line * FARM_LINE; o < REP_REGION; o++)
-		if (p[o] != b[o])
-			return o + 1;
-	return 0;
-}
-
 static void test_replicas_agree(void **state)
 {
 	struct farm_config cfg;
@@ -359,7 +320,7 @@ static void test_replicas_agree(void **state)
 		for (int i = 0; i < 3; i++)
 			base[i] = ra.dump + ((size_t)i * REP_REGIONS + r) * REP_REGION;
 		for (int i = 1; i < 3; i++) {
-			uint64_t d = compare_region(base[0], base[i], &objs);
+			uint64_t d = replicas_diff(base[0], base[i], REP_REGION, &objs, NULL);
 			if (d) {
 				uint64_t o = (d - 1) & ~(uint64_t)(FARM_LINE - 1), h0, h1;
 				memcpy(&h0, base[0] + o, 8);

@@ -17,6 +17,7 @@
 
 #include "helpers/netns.h"
 #include "helpers/proc.h"
+#include "helpers/replicas.h"
 #include "membership.h"
 #include "membership_node.h"
 #include "node.h"
@@ -929,45 +930,6 @@ static void say(struct flt_verdict *v, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Region bytes of two replicas: 0, or the first differing offset + 1.
- * Headers and slab headers whole, allocated objects whole, free slots by
- * their allocated bit (the free-list link lives at the primary alone). */
-static uint64_t compare_region(const uint8_t *p, const uint8_t *b, uint64_t size, uint64_t *objs)
-{
-	uint64_t line = 1;
-
-	if (memcmp(p, b, FARM_LINE))
-		return 1;
-	while (line < size / FARM_LINE) {
-		uint64_t off = line * FARM_LINE;
-		const struct farm_slab_hdr *sh = (const struct farm_slab_hdr *)(p + off);
-		if (sh->magic != FARM_SLAB_MAGIC)
-			break;
-		if (memcmp(p + off, b + off, FARM_LINE))
-			return off + 1;
-		for (uint64_t l = line + 1; l + sh->class_lines <= line + sh->slab_lines;
-		     l += sh->class_lines) {
-			uint64_t o = l * FARM_LINE, hp, hb;
-			memcpy(&hp, p + o, 8);
-			memcpy(&hb, b + o, 8);
-			if (farm_hdr_alloc(hp) != farm_hdr_alloc(hb) || farm_hdr_locked(hp) ||
-			    farm_hdr_locked(hb))
-				return o + 1;
-			if (!farm_hdr_alloc(hp))
-				continue;
-			if (memcmp(p + o, b + o,
-				   (size_t)farm_obj_lines(farm_hdr_size(hp)) * FARM_LINE))
-				return o + 1;
-			(*objs)++;
-		}
-		line += sh->slab_lines;
-	}
-	for (uint64_t o = line * FARM_LINE; o < size; o++)
-		if (p[o] != b[o])
-			return o + 1;
-	return 0;
-}
-
 static void judge_replicas(struct flt_cluster *c, uint32_t surv, struct flt_verdict *v)
 {
 	uint64_t rs = c->seed.region_size;
@@ -1002,7 +964,7 @@ static void judge_replicas(struct flt_cluster *c, uint32_t surv, struct flt_verd
 			if (!(surv & (1u << i)) || (int)i == prim || c->sh->node[i].held_role[r] < 0)
 				continue;
 			const uint8_t *bb = c->dump + ((size_t)i * c->seed.regions + r) * rs;
-			uint64_t d = compare_region(pb, bb, rs, &v->objects_cmp);
+			uint64_t d = replicas_diff(pb, bb, rs, &v->objects_cmp, NULL);
 			v->regions_cmp++;
 			if (d) {
 				uint64_t o = (d - 1) & ~(uint64_t)(FARM_LINE - 1), h0, h1;
