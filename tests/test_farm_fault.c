@@ -88,19 +88,7 @@ static int setup(void **state)
 	printf("# seed %llu (FAULT_SEED=%llu replays it), lease %u ms\n",
 	       (unsigned long long)g_seed, (unsigned long long)g_seed,
 	       lease_ms() ? lease_ms() : FARM_LEASE_DEFAULT_MS);
-	if (!farm_zk_available()) {
-		skip_reason = "libfarm built without libzookeeper-mt";
-		return 0;
-	}
-	if ((skip_reason = zk_server_unavailable()))
-		return 0;
-	int rc = zk_server_start(&srv, 200, 30000);
-	if (rc) {
-		fprintf(stderr, "zk server start: %s\n", strerror(-rc));
-		return -1;
-	}
-	printf("# zookeeper on %s (pid %d)\n", srv.hosts, (int)srv.pid);
-	return 0;
+	return zk_server_setup(&srv, &skip_reason);
 }
 
 static int teardown(void **state)

@@ -54,19 +54,7 @@ static int wait_ev(struct evlog *l, enum farm_zk_event ev, int want, int ms)
 static int setup(void **state)
 {
 	(void)state;
-	if (!farm_zk_available()) {
-		skip_reason = "libfarm built without libzookeeper-mt";
-		return 0;
-	}
-	if ((skip_reason = zk_server_unavailable()))
-		return 0;
-	int rc = zk_server_start(&srv, 200, 30000);
-	if (rc) {
-		fprintf(stderr, "zk server start: %s\n", strerror(-rc));
-		return -1;
-	}
-	printf("# zookeeper on %s (pid %d, dir %s)\n", srv.hosts, (int)srv.pid, srv.dir);
-	return 0;
+	return zk_server_setup(&srv, &skip_reason);
 }
 
 static int teardown(void **state)

@@ -209,17 +209,14 @@ static struct farm_replica *primary_of(struct farm *f, uint32_t region)
 	return x && x->role == 0 ? x : NULL;
 }
 
-/* A promoted primary allocates nothing while recovery still holds locks in
- * the region: its slab is rebuilt from the region bytes once they are all
- * decided (an undecided allocation's slot looks free until then). Callers
- * move on to another region as from a full one. */
-static int alloc_ok(const struct farm_replica *x)
-{
-	return x->rlocks ? -ENOSPC : 0;
-}
-
-int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool local,
-			uint32_t local_op, const struct unet_msg *from)
+/* Carve an object of `size` bytes in region (this node its primary) into a
+ * new pend: the pend's index, or a negative code. `locked`: a transaction's
+ * reservation (the slot comes out locked). A promoted primary allocates
+ * nothing while recovery still holds locks in the region: its slab is
+ * rebuilt from the region bytes once they are all decided (an undecided
+ * allocation's slot looks free until then); callers move on to another
+ * region as from a full one. */
+static int carve(struct farm *f, uint32_t region, uint32_t size, bool locked)
 {
 	struct farm_replica *x;
 	struct farm_pend *p;
@@ -230,12 +227,13 @@ int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool loc
 		return -ENOENT;
 	if (!(x = primary_of(f, region)))
 		return -ENXIO;
-	if ((rc = alloc_ok(x)))
-		return rc;
+	if (x->rlocks)
+		return -ENOSPC;
 	if ((pi = pend_new(f)) < 0)
 		return pi;
 	p = &f->pends[pi];
-	rc = farm_slab_alloc(&x->slab, size, &off, &p->ch);
+	rc = locked ? farm_slab_alloc_locked(&x->slab, size, &off, &p->ch)
+		    : farm_slab_alloc(&x->slab, size, &off, &p->ch);
 	if (rc) {
 		pend_release(f, (uint32_t)pi);
 		return rc;
@@ -244,7 +242,17 @@ int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool loc
 	p->region = region;
 	p->obj_off = off;
 	p->value = FARM_ADDR(region, off);
-	pend_waiter(p, local, local_op, from);
+	return pi;
+}
+
+int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool local,
+			uint32_t local_op, const struct unet_msg *from)
+{
+	int pi = carve(f, region, size, false);
+
+	if (pi < 0)
+		return pi;
+	pend_waiter(&f->pends[pi], local, local_op, from);
 	pend_start(f, (uint32_t)pi);
 	return 0;
 }
@@ -256,30 +264,13 @@ int farm__primary_alloc(struct farm *f, uint32_t region, uint32_t size, bool loc
 int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool local,
 			  uint32_t local_op, const struct unet_msg *from)
 {
-	struct farm_replica *x;
+	int pi = carve(f, region, size, true);
 	struct farm_pend *p;
-	uint64_t off;
-	int pi, rc;
 
-	if (region >= f->map.nregions)
-		return -ENOENT;
-	if (!(x = primary_of(f, region)))
-		return -ENXIO;
-	if ((rc = alloc_ok(x)))
-		return rc;
-	if ((pi = pend_new(f)) < 0)
+	if (pi < 0)
 		return pi;
 	p = &f->pends[pi];
-	rc = farm_slab_alloc_locked(&x->slab, size, &off, &p->ch);
-	if (rc) {
-		pend_release(f, (uint32_t)pi);
-		return rc;
-	}
 	p->ch.n--; /* the object's own lines: last in the list */
-	p->kind = FARM_PEND_ALLOC;
-	p->region = region;
-	p->obj_off = off;
-	p->value = FARM_ADDR(region, off);
 	pend_waiter(p, local, local_op, from);
 	if (p->ch.n == 0 || f->map.k == 1 || !farm_rmap_replicas(&f->map, region)[1])
 		pend_finish(f, (uint32_t)pi);

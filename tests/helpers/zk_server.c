@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zk.h"
 #include "zk_server.h"
 
 #define ZK_JAR	 "/usr/share/java/zookeeper.jar"
@@ -284,4 +285,23 @@ void zk_server_destroy(struct zk_server *s)
 		}
 	}
 	s->dir[0] = 0;
+}
+
+int zk_server_setup(struct zk_server *s, const char **skip)
+{
+	int rc;
+
+	*skip = NULL;
+	if (!farm_zk_available()) {
+		*skip = "libfarm built without libzookeeper-mt";
+		return 0;
+	}
+	if ((*skip = zk_server_unavailable()))
+		return 0;
+	if ((rc = zk_server_start(s, 200, 30000))) {
+		fprintf(stderr, "zk server start: %s\n", strerror(-rc));
+		return -1;
+	}
+	printf("# zookeeper on %s (pid %d, dir %s)\n", s->hosts, (int)s->pid, s->dir);
+	return 0;
 }

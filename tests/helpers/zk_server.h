@@ -30,6 +30,12 @@ struct zk_server {
  * the reason, for a "skipped: ..." line. */
 const char *zk_server_unavailable(void);
 
+/* A cmocka group setup's work: start a server for the suite (tick 200 ms,
+ * 30 s to come up) and print where it runs; or, when ZooKeeper cannot run
+ * here (no java or jars, libfarm without the client), set *skip to the
+ * reason and start nothing. 0, or -1 when the server failed to start. */
+int zk_server_setup(struct zk_server *s, const char **skip);
+
 /* Start on a free port; wait up to timeout_ms for `imok`. tick_ms 0: 200
  * (sessions may then be 400 ms .. 4 s). 0 or -errno (-ETIMEDOUT: the
  * server was killed again). */
