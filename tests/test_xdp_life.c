@@ -338,10 +338,14 @@ static int memlock_child(void *arg)
 	np_close(&p);
 	CHECK(drop_ipc_lock() == 0);
 	/* the defaults fit the limit... (the kernel unbinds the queue of the
-	 * socket just closed lazily: on a loaded machine that can outlast the
-	 * NIC's own 2 s retry, so -EBUSY alone is waited out here) */
+	 * socket just closed lazily, and releases locked memory lazily too:
+	 * on a loaded machine that can outlast the NIC's own 2 s retry, so
+	 * -EBUSY and -ENOMEM are waited out here, for up to 5 s; a segment
+	 * that truly exceeds the limit is checked below) */
 	int rc;
-	for (int tries = 0; (rc = np_open(&p, uri, "7000", NULL)) == -EBUSY && tries < 50; tries++)
+	for (int tries = 0;
+	     ((rc = np_open(&p, uri, "7000", NULL)) == -EBUSY || rc == -ENOMEM) && tries < 50;
+	     tries++)
 		usleep(100000);
 	CHECK(rc == 0);
 	np_close(&p);
