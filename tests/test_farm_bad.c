@@ -105,6 +105,10 @@ static int node_bad(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 	FC_CHECK(sh, idx, FARM_REGION(a) == (uint32_t)rl);
 	if (check_addr_errors(f, idx, sh, a, rl))
 		return 1;
+	/* Each phase touches one region per node: without this barrier the
+	 * other node's remote allocation below could take the slot this node
+	 * has just freed, and the freed address would read as an object. */
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 1, n, 20000), 0);
 	FC_CHECK_RC(sh, idx, farm_alloc(f, 100, FARM_ADDR(rr, 64), &a), 0);
 	FC_CHECK(sh, idx, FARM_REGION(a) == (uint32_t)rr); /* the locality hint */
 	if (check_addr_errors(f, idx, sh, a, rr))

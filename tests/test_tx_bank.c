@@ -88,7 +88,11 @@ struct account { /* the bank's layout (workload_bank.c) */
 
 /* The saboteur (node index 0): a plain read of account 0, wait until node
  * index 1 committed a transfer out of it, then a plain write of what was
- * read plus 5, recorded as if it were a committed transaction. */
+ * read plus SABOTAGE_DELTA, recorded as if it were a committed transaction.
+ * The delta is larger than anything the third node's transfers (300 of at
+ * most 10) can move account 0 by meanwhile: with +5, their net +5 in that
+ * window cancelled the lost update in the audit's total (seen on CI). */
+#define SABOTAGE_DELTA 100000
 static int sabotage(struct farm *f, int idx, struct fc_shared *sh, struct farm_bank *b,
 		    struct hist_log *log)
 {
@@ -154,7 +158,7 @@ static int sabotage(struct farm *f, int idx, struct fc_shared *sh, struct farm_b
 		if (farm_poll(f) == 0)
 			farm_idle(f, 1);
 	}
-	v = (struct account){v.ver + 1, t.id, v.balance + 5};
+	v = (struct account){v.ver + 1, t.id, v.balance + SABOTAGE_DELTA};
 	wr = (struct hist_write){a, v.ver};
 	FC_CHECK_RC(sh, idx, farm_write(f, a, &v, sizeof(v)), 0);
 	t.end_ns = farm_wl_now_ns();

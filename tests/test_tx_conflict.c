@@ -183,6 +183,8 @@ static uint64_t value_of(const uint8_t *p)
 
 /* count[idx]: 0 writes committed, 1 RO commits, 2 RO aborts, 3 distinct
  * values seen, 4 mismatches (must stay 0). */
+#define SNAP_PACE 25u /* writer commits between pauses for the reader */
+
 static int node_snap(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 {
 	const struct hot_arg *ha = arg;
@@ -216,8 +218,18 @@ static int node_snap(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 					rc = farm_tx_write(tx, sh->addr[1], a, SNAP_SIZE);
 			}
 			FC_CHECK(sh, idx, rc == 0 || rc == -EAGAIN);
-			if (farm_tx_commit(tx, NULL) == 0)
-				sh->count[idx][0]++;
+			if (farm_tx_commit(tx, NULL) == 0 && ++sh->count[idx][0] % SNAP_PACE == 0) {
+				/* Two writers back to back can starve a reader that a
+				 * loaded machine deschedules mid-transaction (1 commit
+				 * in 410 was seen on CI): now and then let it commit
+				 * once, bounded, so it sees the values move. */
+				uint64_t ro = __atomic_load_n(&sh->count[2][1], __ATOMIC_ACQUIRE);
+				uint64_t until = proc_now_ms() + 2000;
+				while (__atomic_load_n(&sh->count[2][1], __ATOMIC_ACQUIRE) == ro &&
+				       proc_now_ms() < until)
+					if (farm_poll(f) == 0)
+						farm_idle(f, 1);
+			}
 			farm_poll(f);
 		}
 		__atomic_add_fetch(&sh->flag[0], 1, __ATOMIC_ACQ_REL);
@@ -236,7 +248,7 @@ static int node_snap(struct farm *f, int idx, struct fc_shared *sh, void *arg)
 			if (farm_tx_commit(tx, &res) == 0) {
 				FC_CHECK(sh, idx, rc == 0);
 				uint64_t va = value_of(a), vb = value_of(b);
-				sh->count[idx][1]++;
+				__atomic_add_fetch(&sh->count[idx][1], 1, __ATOMIC_RELEASE);
 				if (va != vb || va == UINT64_MAX)
 					sh->count[idx][4]++;
 				if (va != last)
