@@ -54,7 +54,8 @@ static const char up_usage[] =
     "                       at most N)\n"
     "  --port P             udp: first port (127.0.0.1:P+ID, or P in a namespace;\n"
     "                       default 7000)\n"
-    "  --timeout MS         how long nodes may take to find each other (default 10000)\n"
+    "  --timeout MS         how long nodes may take to find each other (default 10000;\n"
+    "                       30000 with --zk: a cold ZooKeeper on a busy machine)\n"
     "  --log-level L        farmd's log level: error, warn, info, debug\n"
     "  --dir RUN_DIR        run directory (default /run/farm/NAME as root, else\n"
     "                       $XDG_RUNTIME_DIR/farm/NAME or /tmp/farm-UID/NAME)\n"
@@ -527,7 +528,10 @@ static int cluster_up(struct cli *c, int argc, char **argv)
 			   "--netns needs --nic udp or xdp (shared memory does not cross hosts)");
 	if (!o.netns && strcmp(nic, "xdp") == 0)
 		usage_fail(c, "--nic xdp needs --netns (each node gets an interface of its own)");
-	timeout = o.timeout ? (int)parse_num(c, "--timeout", o.timeout, 100, 600000) : 10000;
+	/* With --zk the nodes also wait for a cold JVM to serve and for the
+	 * CM's first configuration: 10 s was seen to run out at load 10. */
+	timeout = o.timeout ? (int)parse_num(c, "--timeout", o.timeout, 100, 600000)
+			    : o.zk ? 30000 : 10000;
 	if (o.log_level && strcmp(o.log_level, "error") && strcmp(o.log_level, "warn") &&
 	    strcmp(o.log_level, "info") && strcmp(o.log_level, "debug"))
 		usage_fail(c, "--log-level must be error, warn, info or debug, got '%s'",
