@@ -171,6 +171,7 @@ struct farm_stats {
 	uint64_t writes, allocs, frees;
 	uint64_t msgs_in, msgs_out, stale_refused;
 	uint64_t tx_committed, tx_aborted, tx_ro_committed;
+	uint64_t resyncs; /* objects a promoted primary pushed to its backups again */
 };
 void farm_get_stats(const struct farm *f, struct farm_stats *st);
 

@@ -594,7 +594,11 @@ static void apply_cb(struct farm *f, const struct farm_logrec *rec, uint32_t c, 
 		}
 		if (!commit)
 			continue;
-		if (!newer) {
+		/* The same version is applied again: it is this very change
+		 * (same bytes), or the slot holds a change of a dead primary
+		 * that reached this backup only (replica.c, resync), which the
+		 * new primary's lineage replaces. */
+		if (!newer && e->version != farm_hdr_version(h)) {
 			t->st.cb_skipped++; /* a later version got here first */
 			continue;
 		}

@@ -162,6 +162,10 @@ int farm__adopt_config(struct farm *f, const struct farm_config *next_in, char *
 	for (uint32_t r = 0; r < map.nregions && r < FARM_MAX_REGIONS; r++)
 		old_role[r] = f->regions[r].mine ? (int8_t)f->regions[r].mine->role : -1;
 
+	/* Regions we are promoted to lead: their predecessor's last changes
+	 * go to the backups again (replica.c). */
+	farm__resync_adopt(f, &map);
+
 	/* Roles of the replicas we hold; held ones first. */
 	uint32_t held = 0;
 	for (uint32_t i = 0; i < f->nreps; i++) {

@@ -198,6 +198,8 @@ int farm_poll(struct farm *f)
 	}
 	if (f->pend_unsent)
 		work += farm__pend_poll(f);
+	if (f->nrsq)
+		work += farm__resync_poll(f);
 	if (f->tx)
 		work += farm__tx_poll(f);
 	if (f->rerep)
@@ -890,6 +892,7 @@ void farm_node_stop(struct farm *f)
 	free(f->reps);
 	free(f->ops);
 	free(f->pends);
+	farm__resync_fini(f);
 	free(f->msgbuf);
 	free(f->reqbuf);
 	free(f->rimg);

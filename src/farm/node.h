@@ -72,7 +72,23 @@ struct farm_op {
 	struct farm_wire_reply reply;
 };
 
-enum { FARM_PEND_ALLOC = 1, FARM_PEND_FREE, FARM_PEND_WRITE };
+enum { FARM_PEND_ALLOC = 1, FARM_PEND_FREE, FARM_PEND_WRITE, FARM_PEND_RESYNC };
+
+/* The byte ranges of the last REPLs a backup applied from one primary: a
+ * promoted primary pushes those again (replica.c, "resync"). A primary has
+ * at most FARM_NPENDS changes of at most 2 ranges in flight, so the ranges
+ * a dead primary did not get to every backup are among the last
+ * FARM_REPLOG this backup applied from it. */
+#define FARM_REPLOG 512u
+#define FARM_RESYNC_INFLIGHT 8u
+struct farm_replog {
+	uint32_t from; /* member id */
+	uint32_t n;    /* ranges recorded, ever (the ring's head) */
+	struct farm_replog_ent {
+		uint32_t region, len;
+		uint64_t off;
+	} e[FARM_REPLOG];
+};
 
 /* A change at a primary waiting for its backups' acks. */
 struct farm_pend {
@@ -86,7 +102,9 @@ struct farm_pend {
 	uint32_t to_send;   /* bit i: backup i (replica index) still to be sent */
 	uint32_t acks_left;
 	int32_t status;
-	/* Who waits: a farm_* call on this node (op index) or a peer. */
+	/* Who waits: a farm_* call on this node (op index) or a peer; nobody
+	 * when quiet (a resync). */
+	bool quiet;
 	bool local;
 	uint32_t local_op;
 	struct unet_msg from;
@@ -120,6 +138,13 @@ struct farm {
 	struct farm_pend *pends;
 	uint32_t npends, pend_free;
 	uint32_t pend_unsent; /* pends with sends left (retried by farm_poll) */
+	/* Resync (replica.c): REPL ranges by primary, and the ranges of the
+	 * regions this node was promoted to lead, still to push again. */
+	struct farm_replog *replog[FARM_MAX_MEMBERS];
+	struct farm_replog_ent *rsq;
+	uint32_t nrsq, rsq_cap;
+	uint32_t rsq_inflight; /* resync pends not finished (at most FARM_RESYNC_INFLIGHT) */
+	uint64_t rsq_next_ns; /* a locked object: look again from then */
 
 	uint8_t *msgbuf;   /* requests built by the serving side (HELLO, REPL) */
 	uint8_t *reqbuf;   /* requests built by the calls of farm.h */
@@ -182,6 +207,15 @@ int farm__primary_write(struct farm *f, farm_addr_t addr, const void *buf, uint3
 
 int farm__primary_reserve(struct farm *f, uint32_t region, uint32_t size, bool local,
 			  uint32_t local_op, const struct unet_msg *from);
+/* Adoption, before f->map is replaced by `next`: queue the ranges of every
+ * region this node is promoted to lead. farm_poll pushes them. */
+void farm__resync_adopt(struct farm *f, const struct farm_rmap *next);
+int farm__resync_poll(struct farm *f);
+void farm__resync_fini(struct farm *f);
+/* Tests: skip REPLs to backups of these replica indices (bit i: replica i),
+ * to leave a change at some backups only, as a primary killed mid-change. */
+extern uint32_t farm__test_repl_skip;
+extern bool farm__test_resync_off; /* tests: queue no resync (the control case) */
 
 /* tx.c, tx_commit.c, log.c: transactions. init registers the logs (before
  * the HELLOs: their key is in the node page) and the handlers; poll applies

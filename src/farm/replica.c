@@ -15,7 +15,8 @@
  * Allocation formats the object at once (nobody knows its address before
  * the reply). If a backup fails, the primary keeps the change, unlocks and
  * reports the backup's error to the caller: re-creating the lost replica
- * is recovery's job (a later issue).
+ * is re-replication's job (rerep.c). A primary that dies mid-change may
+ * leave it at some backups only: see "resync" below.
  *
  * Sends that find the msg staging full stay in the pend (to_send) and are
  * retried by farm_poll; the REPL message is rebuilt from region memory,
@@ -23,10 +24,14 @@
  * not been handed out yet).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "node.h"
+
+uint32_t farm__test_repl_skip;
+bool farm__test_resync_off;
 
 /* ---- pends ----------------------------------------------------------------- */
 
@@ -60,7 +65,9 @@ static void pend_finish(struct farm *f, uint32_t i)
 
 	if (p->kind == FARM_PEND_WRITE)
 		farm_word_store(f->regions[p->region].local + p->obj_off, p->hdr);
-	if (p->local) {
+	if (p->quiet) {
+		f->rsq_inflight--; /* a resync: nobody waits */
+	} else if (p->local) {
 		struct farm_op *o = &f->ops[p->local_op];
 		if (o->state == FARM_OP_ABANDONED) {
 			farm__op_release(f, p->local_op);
@@ -147,7 +154,8 @@ static void pend_start(struct farm *f, uint32_t i)
 	for (uint32_t b = 1; b < f->map.k; b++)
 		/* 0: a slot no joiner fills (regionmap.h); a joiner whose
 		 * HELLO has not come copies this change later (node.h). */
-		if (rep[b] && !farm__joiner_unready(f, farm__config_member(&f->cfg, rep[b]))) {
+		if (rep[b] && !farm__joiner_unready(f, farm__config_member(&f->cfg, rep[b])) &&
+		    !(farm__test_repl_skip & (1u << b))) {
 			p->to_send |= 1u << b;
 			p->acks_left++;
 		}
@@ -404,6 +412,189 @@ static void on_write(struct unet_msg_ep *mep, const struct unet_msg *m, void *ar
 		farm__reply(f, m, rc, 0);
 }
 
+/* ---- resync: a promoted primary pushes its predecessor's last changes ------ */
+
+/* A primary that dies while a change is on its way to its backups can leave
+ * the change at some of them only: its caller was never answered, but the
+ * replicas differ at that slot. When the new primary is one that has the
+ * change, readers see it from then on, and a backup without it would bring
+ * the old bytes back if it were promoted in turn. So a backup remembers the
+ * ranges of the last REPLs each primary sent it (struct farm_replog), and
+ * a node promoted to lead a region pushes its own bytes of those ranges
+ * again to every backup: an object under its lock as a farm_write does
+ * (same bytes, same version; objects locked by a transaction or by
+ * recovery are pushed once unlocked, after recovery is done with the
+ * region), other lines (a free slot's header, a slab header) as they are.
+ * The pushes are ordinary REPLs, sent before any later change of the same
+ * object, so they cannot undo one.
+ *
+ * The other way round -- a backup that has the change and a new primary
+ * that has not -- is repaired by the same push whenever the new primary
+ * applied an earlier change of that slot among its last FARM_REPLOG ranges
+ * (the object was allocated or written recently: the usual case): its
+ * bytes replace the backup's. Otherwise the slot stays as the dead primary
+ * left it at that backup until the new primary changes the object again
+ * (every change, REPL or COMMIT-BACKUP, replaces the whole object; log.c
+ * applies a COMMIT-BACKUP of the same version for this reason). */
+static void replog_add(struct farm *f, uint32_t from, uint32_t region, uint64_t off, uint32_t len)
+{
+	struct farm_replog *l = NULL;
+	uint32_t free_i = FARM_MAX_MEMBERS;
+
+	for (uint32_t i = 0; i < FARM_MAX_MEMBERS; i++) {
+		if (f->replog[i] && f->replog[i]->from == from) {
+			l = f->replog[i];
+			break;
+		}
+		if (!f->replog[i] && free_i == FARM_MAX_MEMBERS)
+			free_i = i;
+	}
+	if (!l) {
+		if (free_i == FARM_MAX_MEMBERS) /* 64 primaries over a lifetime: reuse */
+			free_i = from % FARM_MAX_MEMBERS;
+		if (!f->replog[free_i] && !(f->replog[free_i] = malloc(sizeof(*l))))
+			return; /* no memory: this range will not be resynced */
+		l = f->replog[free_i];
+		l->from = from;
+		l->n = 0;
+	}
+	l->e[l->n++ % FARM_REPLOG] = (struct farm_replog_ent){region, len, off};
+}
+
+static bool rsq_add(struct farm *f, const struct farm_replog_ent *e)
+{
+	for (uint32_t i = 0; i < f->nrsq; i++)
+		if (f->rsq[i].region == e->region && f->rsq[i].off == e->off) {
+			if (f->rsq[i].len < e->len)
+				f->rsq[i].len = e->len;
+			return true;
+		}
+	if (f->nrsq == f->rsq_cap) {
+		uint32_t cap = f->rsq_cap ? 2 * f->rsq_cap : 64;
+		struct farm_replog_ent *q = realloc(f->rsq, cap * sizeof(*q));
+		if (!q)
+			return false;
+		f->rsq = q;
+		f->rsq_cap = cap;
+	}
+	f->rsq[f->nrsq++] = *e;
+	return true;
+}
+
+void farm__resync_adopt(struct farm *f, const struct farm_rmap *next)
+{
+	uint32_t queued = 0;
+
+	if (farm__test_resync_off)
+		return;
+	for (uint32_t r = 0; r < next->nregions && r < f->map.nregions; r++) {
+		uint32_t old = farm_rmap_replicas(&f->map, r)[0];
+		const struct farm_replog *l = NULL;
+
+		if (farm_rmap_replicas(next, r)[0] != f->self || old == f->self ||
+		    !f->regions[r].mine)
+			continue;
+		for (uint32_t i = 0; i < FARM_MAX_MEMBERS && !l; i++)
+			if (f->replog[i] && f->replog[i]->from == old)
+				l = f->replog[i];
+		if (!l)
+			continue;
+		uint32_t n = l->n < FARM_REPLOG ? l->n : FARM_REPLOG;
+		for (uint32_t k = 0; k < n; k++) {
+			const struct farm_replog_ent *e = &l->e[(l->n - 1 - k) % FARM_REPLOG];
+			if (e->region == r && rsq_add(f, e))
+				queued++;
+		}
+	}
+	if (queued)
+		f->rsq_next_ns = 0;
+}
+
+/* Push one range. 0: done (or nothing to do any more), -EBUSY: later. */
+static int resync_one(struct farm *f, const struct farm_replog_ent *e)
+{
+	struct farm_replica *x = primary_of(f, e->region);
+	uint64_t size = f->cfg.region_size;
+	struct farm_pend *p;
+	uint8_t *obj;
+	uint64_t h;
+	int pi;
+
+	if (!x || e->off < FARM_LINE || e->off % FARM_LINE || e->off >= size || e->len == 0)
+		return 0; /* not ours any more (or never a valid range) */
+	if (x->rlocks || x->copying)
+		return -EBUSY; /* recovery first: its locks, then the slab */
+	obj = x->base + e->off;
+	h = farm_word_load(obj);
+	if (farm_hdr_locked(h))
+		return -EBUSY;
+	if (f->rsq_inflight >= FARM_RESYNC_INFLIGHT)
+		return -EBUSY;
+	if ((pi = pend_new(f)) < 0)
+		return pi;
+	p = &f->pends[pi];
+	p->quiet = true;
+	f->rsq_inflight++;
+	p->region = e->region;
+	p->obj_off = e->off;
+	p->ch.n = 1;
+	p->ch.r[0].off = e->off;
+	if (farm_hdr_alloc(h)) {
+		uint32_t lines = farm_obj_lines(farm_hdr_size(h));
+		bool ok;
+		int rc = (uint64_t)lines * FARM_LINE > size - e->off ? 0 /* not a header */ : -EBUSY;
+		if (rc == 0 || (h = farm_obj_trylock(obj, &ok), !ok)) {
+			f->rsq_inflight--;
+			pend_release(f, (uint32_t)pi);
+			return rc;
+		}
+		p->kind = FARM_PEND_WRITE; /* unlocked, unchanged, once every backup has it */
+		p->hdr = h;
+		p->ch.r[0].len = lines * FARM_LINE;
+	} else {
+		p->kind = FARM_PEND_RESYNC; /* a free slot's or a slab's header line */
+		p->ch.r[0].len = FARM_LINE;
+	}
+	f->st.resyncs++;
+	pend_start(f, (uint32_t)pi);
+	return 0;
+}
+
+int farm__resync_poll(struct farm *f)
+{
+	uint64_t now = farm__now_ns();
+	uint32_t kept = 0, i;
+	int work = 0;
+
+	if (!f->nrsq || now < f->rsq_next_ns)
+		return 0;
+	/* A few at a time, like any writer: a burst of hundreds of REPLs
+	 * would fill msg's staging, where replies to requests wait too. */
+	for (i = 0; i < f->nrsq; i++) {
+		if (f->rsq_inflight >= FARM_RESYNC_INFLIGHT ||
+		    resync_one(f, &f->rsq[i]) == -EBUSY) {
+			f->rsq[kept++] = f->rsq[i];
+			continue;
+		}
+		work++;
+	}
+	f->nrsq = kept;
+	if (kept && f->rsq_inflight < FARM_RESYNC_INFLIGHT)
+		f->rsq_next_ns = now + 1000000; /* locked, or no pend free: in a ms */
+	return work;
+}
+
+void farm__resync_fini(struct farm *f)
+{
+	for (uint32_t i = 0; i < FARM_MAX_MEMBERS; i++) {
+		free(f->replog[i]);
+		f->replog[i] = NULL;
+	}
+	free(f->rsq);
+	f->rsq = NULL;
+	f->nrsq = f->rsq_cap = 0;
+}
+
 /* A backup stores what its primary sends. Every record is checked before
  * any is applied, so a malformed message changes nothing. */
 static void on_repl(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg)
@@ -446,8 +637,10 @@ static void on_repl(struct unet_msg_ep *mep, const struct unet_msg *m, void *arg
 				farm__reply(f, m, -EPROTO, 0);
 				return;
 			}
-			if (pass == 1)
+			if (pass == 1) {
 				farm_obj_put_image(x->base + rec.off, d + at, rec.len);
+				replog_add(f, h.h.from, h.region, rec.off, rec.len);
+			}
 			at += (rec.len + 7) & ~7u;
 		}
 	}
