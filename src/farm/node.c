@@ -133,6 +133,8 @@ int64_t farm__request(struct farm *f, int peer, uint8_t type, const void *req, u
 
 static void hello_done(struct farm *f, uint32_t peer, int status);
 
+static int reply_defer_poll(struct farm *f);
+
 static void reap(struct farm *f, const struct unet_msg_comp *c)
 {
 	uint64_t ctx = (uint64_t)(uintptr_t)c->ctx;
@@ -196,6 +198,8 @@ int farm_poll(struct farm *f)
 			reap(f, &c[i]);
 		work += n;
 	}
+	if (f->nrdefer)
+		work += reply_defer_poll(f);
 	if (f->pend_unsent)
 		work += farm__pend_poll(f);
 	if (f->nrsq)
@@ -281,10 +285,45 @@ void farm__reply(struct farm *f, const struct unet_msg *m, int status, uint64_t 
 {
 	struct farm_wire_reply r = {.config_id = f->config_id, .status = status, .value = value};
 
-	/* A reply that cannot be queued (channel failed) is lost with the
-	 * channel; the requester's msg layer fails the request. */
-	if (unet_msg_reply(f->mep, m, &r, sizeof(r)) == 0)
+	/* A reply that cannot be queued because the channel failed is lost
+	 * with the channel (the requester's msg layer fails the request);
+	 * one that finds the staging full waits for farm_poll. */
+	int rc = unet_msg_reply(f->mep, m, &r, sizeof(r));
+	if (rc == 0) {
 		f->st.msgs_out++;
+	} else if (rc == -EAGAIN) {
+		if (!f->rdefer && !(f->rdefer = calloc(FARM_RDEFER, sizeof(*f->rdefer)))) {
+			f->replies_lost++;
+			return;
+		}
+		if (f->nrdefer == FARM_RDEFER) {
+			f->replies_lost++; /* the requester times out */
+			return;
+		}
+		f->rdefer[f->nrdefer].m = *m;
+		f->rdefer[f->nrdefer].m.data = NULL;
+		f->rdefer[f->nrdefer].r = r;
+		f->nrdefer++;
+		f->replies_deferred++;
+	}
+}
+
+/* Send the deferred replies that fit now, oldest first. */
+static int reply_defer_poll(struct farm *f)
+{
+	uint32_t i, kept = 0;
+
+	for (i = 0; i < f->nrdefer; i++) {
+		struct farm_reply_defer *d = &f->rdefer[i];
+		int rc = kept ? -EAGAIN /* keep their order per channel */
+			      : unet_msg_reply(f->mep, &d->m, &d->r, sizeof(d->r));
+		if (rc == -EAGAIN)
+			f->rdefer[kept++] = *d;
+		else if (rc == 0)
+			f->st.msgs_out++;
+	}
+	f->nrdefer = kept;
+	return (int)(i - kept);
 }
 
 int farm__admit(struct farm *f, const struct unet_msg *m, uint32_t min_len)
@@ -892,6 +931,7 @@ void farm_node_stop(struct farm *f)
 	free(f->reps);
 	free(f->ops);
 	free(f->pends);
+	free(f->rdefer);
 	farm__resync_fini(f);
 	free(f->msgbuf);
 	free(f->reqbuf);

@@ -146,6 +146,15 @@ struct farm {
 	uint32_t rsq_inflight; /* resync pends not finished (at most FARM_RESYNC_INFLIGHT) */
 	uint64_t rsq_next_ns; /* a locked object: look again from then */
 
+	/* Replies msg's staging had no room for: sent again by farm_poll
+	 * (a dropped reply would leave its requester waiting out its timeout). */
+	struct farm_reply_defer {
+		struct unet_msg m;
+		struct farm_wire_reply r;
+	} *rdefer;
+	uint32_t nrdefer;
+	uint64_t replies_deferred, replies_lost;
+
 	uint8_t *msgbuf;   /* requests built by the serving side (HELLO, REPL) */
 	uint8_t *reqbuf;   /* requests built by the calls of farm.h */
 	size_t msgbuf_len;
@@ -174,6 +183,7 @@ struct farm {
 };
 
 #define FARM_MSGBUF_SIZE (128u << 10)
+#define FARM_RDEFER 256u
 
 /* node.c */
 int farm__call(struct farm *f, int peer, uint8_t type, void *req, uint32_t len,
