@@ -14,7 +14,10 @@
  *   - control: without the push, the replicas differ (the check can fail);
  *   - without the push, a transaction that writes O afterwards makes them
  *     agree: its COMMIT-BACKUP record has the version the backup's stray
- *     change has, and is applied anyway. */
+ *     change has, and is applied anyway;
+ *   - without a crash: a backup that adopted a newer configuration than its
+ *     primary refuses a write's REPL (-ESTALE); the primary keeps the write
+ *     and pushes it again once it has adopted too (control: without). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -271,6 +274,106 @@ static void test_tx_same_version_applied(void **state)
 	assert_true(all_bytes(o.pn, 0x33) && all_bytes(o.pb, 0x33));
 }
 
+/* ---- a backup in a newer configuration than its primary ---------------------- */
+
+/* Member 1 leads R; B (the backup that adopts first) refuses the write's
+ * REPL (-ESTALE), C takes it; then everyone adopts. */
+static int node_stale(struct farm *f, int idx, struct fc_shared *sh, void *argp)
+{
+	const struct rs_arg *a = argp;
+	static struct farm_config nx;
+	uint32_t R = UINT32_MAX, rep[4];
+	uint8_t buf[OSIZE];
+	char err[256];
+
+	farm__test_resync_off = !a->resync;
+	nx = *a->cfg;
+	nx.config_id = 2; /* the same members: only the id moves */
+	for (uint32_t r = 0; r < NREG && R == UINT32_MAX; r++) {
+		FC_CHECK(sh, idx, farm_region_replicas(f, r, rep, 4) == NODES);
+		if (rep[0] == 1)
+			R = r;
+	}
+	FC_CHECK(sh, idx, R != UINT32_MAX);
+	uint32_t B = rep[1];
+	if (farm_self(f) == 1) {
+		farm_addr_t o;
+		memset(buf, 0x11, sizeof(buf));
+		FC_CHECK_RC(sh, idx, farm_alloc(f, OSIZE, FARM_ADDR(R, FARM_LINE), &o), 0);
+		FC_CHECK(sh, idx, FARM_REGION(o) == R);
+		FC_CHECK_RC(sh, idx, farm_write(f, o, buf, OSIZE), 0);
+		sh->addr[0] = o;
+		sh->addr[1] = o;
+	}
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 0, NODES, 20000), 0);
+	if (farm_self(f) == B) {
+		FC_CHECK_RC(sh, idx, farm__adopt_config(f, &nx, err, sizeof(err)), 0);
+		__atomic_store_n(&sh->flag[0], 1, __ATOMIC_RELEASE);
+	}
+	FC_CHECK_RC(sh, idx, wait_flag(f, sh, 0, 20000), 0);
+	if (farm_self(f) == 1) {
+		memset(buf, 0x44, sizeof(buf));
+		int rc = farm_write(f, sh->addr[0], buf, OSIZE);
+		FC_CHECK(sh, idx, rc == -ESTALE); /* B refused; we keep it */
+		__atomic_store_n(&sh->flag[1], 1, __ATOMIC_RELEASE);
+	}
+	FC_CHECK_RC(sh, idx, wait_flag(f, sh, 1, 20000), 0);
+	if (farm_self(f) != B)
+		FC_CHECK_RC(sh, idx, farm__adopt_config(f, &nx, err, sizeof(err)), 0);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 1, NODES, 20000), 0);
+	uint64_t end = proc_now_ms() + 10000;
+	while (f->nrsq) {
+		FC_CHECK(sh, idx, proc_now_ms() < end);
+		if (farm_poll(f) == 0)
+			farm_idle(f, 1);
+	}
+	serve_ms(f, 200);
+	FC_CHECK_RC(sh, idx, fc_barrier(f, sh, 2, NODES, 20000), 0);
+	memcpy(a->img[farm_self(f) - 1][0], f->regions[R].mine->base + FARM_OFFSET(sh->addr[0]),
+	       IMG);
+	if (farm_self(f) == 1)
+		sh->count[idx][0] = f->st.resyncs;
+	sh->val[0] = 1;
+	sh->val[1] = B;
+	return 0;
+}
+
+static void run_stale(bool resync, struct outcome *out)
+{
+	struct farm_config cfg;
+	struct fc_shared *sh = proc_shared(sizeof(*sh));
+	uint8_t(*img)[2][IMG] = proc_shared(NODES * sizeof(*img));
+	struct rs_arg a = {&cfg, resync, false, false, img};
+
+	fc_config(&cfg, NODES, "frstale", RSIZE, NREG, 3);
+	assert_int_equal(fc_run(&cfg, node_stale, &a, sh, 10000, 40000), 0);
+	uint32_t b = (uint32_t)sh->val[1];
+	out->same[0] = memcmp(img[0][0], img[b - 1][0], farm_obj_lines(OSIZE) * FARM_LINE) == 0;
+	payload(img[0][0], out->pn);
+	payload(img[b - 1][0], out->pb);
+	out->resyncs = sh->count[0][0];
+	print_message("resync %s, backup in a newer configuration: O %s at primary/backup, %llu "
+		      "objects pushed\n",
+		      resync ? "on" : "off", out->same[0] ? "same" : "DIFFER",
+		      (unsigned long long)out->resyncs);
+	proc_unshare(img, NODES * sizeof(*img));
+	proc_unshare(sh, sizeof(*sh));
+}
+
+static void test_refused_repl_pushed_again(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	run_stale(true, &o);
+	assert_true(o.same[0]);
+	assert_true(all_bytes(o.pn, 0x44) && all_bytes(o.pb, 0x44));
+	assert_true(o.resyncs >= 1);
+	run_stale(false, &o); /* control */
+	assert_false(o.same[0]);
+	assert_true(all_bytes(o.pn, 0x44) && all_bytes(o.pb, 0x11));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +381,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_backup_ahead_reverted, proc_teardown),
 	    cmocka_unit_test_teardown(test_control_diverges, proc_teardown),
 	    cmocka_unit_test_teardown(test_tx_same_version_applied, proc_teardown),
+	    cmocka_unit_test_teardown(test_refused_repl_pushed_again, proc_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include "node.h"
 
 uint32_t farm__test_repl_skip;
+static bool rsq_add(struct farm *f, const struct farm_replog_ent *e);
 bool farm__test_resync_off;
 
 /* ---- pends ----------------------------------------------------------------- */
@@ -190,6 +191,16 @@ void farm__repl_done(struct farm *f, uint32_t i, int status)
 
 	if (i >= f->npends || !p->used || !p->acks_left)
 		return;
+	if ((status == -ESTALE || status == -ENXIO) && !farm__test_resync_off) {
+		/* A backup in another configuration than ours refused the
+		 * change, which we keep: push it again once we have adopted
+		 * that configuration (resync below; dropped if we no longer
+		 * lead the region then). */
+		for (unsigned k = 0; k < p->ch.n; k++)
+			rsq_add(f, &(struct farm_replog_ent){p->region, p->ch.r[k].len,
+							     p->ch.r[k].off});
+		f->rsq_next_ns = farm__now_ns() + 1000000;
+	}
 	if (status)
 		p->status = status;
 	if (--p->acks_left == 0 && !p->to_send)
@@ -426,7 +437,10 @@ static void on_write(struct unet_msg_ep *mep, const struct unet_msg *m, void *ar
  * recovery are pushed once unlocked, after recovery is done with the
  * region), other lines (a free slot's header, a slab header) as they are.
  * The pushes are ordinary REPLs, sent before any later change of the same
- * object, so they cannot undo one.
+ * object, so they cannot undo one. The same push repairs a change that a
+ * backup refused because it had adopted a newer configuration than its
+ * primary (-ESTALE, or -ENXIO from a map that names another primary): the
+ * primary keeps such a change and pushes it again once it has adopted too.
  *
  * The other way round -- a backup that has the change and a new primary
  * that has not -- is repaired by the same push whenever the new primary
