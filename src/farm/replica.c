@@ -64,8 +64,15 @@ static void pend_finish(struct farm *f, uint32_t i)
 {
 	struct farm_pend *p = &f->pends[i];
 
-	if (p->kind == FARM_PEND_WRITE)
-		farm_word_store(f->regions[p->region].local + p->obj_off, p->hdr);
+	if (p->kind == FARM_PEND_WRITE) {
+		/* Unlock where we locked: a configuration adopted meanwhile may
+		 * have made us a backup of the region (a joiner took it over),
+		 * or dropped our replica. */
+		const struct farm_region *reg = &f->regions[p->region];
+		uint8_t *base = reg->local ? reg->local : reg->mine ? reg->mine->base : NULL;
+		if (base)
+			farm_word_store(base + p->obj_off, p->hdr);
+	}
 	if (p->quiet) {
 		f->rsq_inflight--; /* a resync: nobody waits */
 	} else if (p->local) {
