@@ -12,6 +12,7 @@
 # (skipped) without python3, java and Debian's zookeeper, or a libfarm built
 # without libzookeeper-mt. Every command runs under `timeout`.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
 
 BUILD=${1:?usage: farm_bench_recovery.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -20,10 +21,7 @@ if [ ! -x "$FARM" ] || [ ! -x "$BUILD/farmd" ]; then
 	echo "SKIP: $FARM or $BUILD/farmd not built"
 	exit 77
 fi
-if [ -z "$PY" ] || [ ! -x /usr/bin/java ] || [ ! -r /usr/share/java/zookeeper.jar ]; then
-	echo "SKIP: needs python3, java and Debian's zookeeper package"
-	exit 77
-fi
+need_zookeeper
 
 T=$(mktemp -d /tmp/farm-bench-recovery-test.XXXXXX)
 C=$T/c
@@ -35,10 +33,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 usage_error() {
 	timeout 20 "$FARM" bench recovery "$@" --dir "$C" >"$T/out" 2>"$T/err"

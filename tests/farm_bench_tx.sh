@@ -11,6 +11,8 @@
 # in a private temporary directory and is stopped on any exit; every command
 # runs under `timeout`.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
+RUN_TIMEOUT=120
 
 BUILD=${1:?usage: farm_bench_tx.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -32,24 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-# run EXPECTED_CODE cmd...: stdout -> $T/out, stderr -> $T/err
-run() {
-	local want=$1 got
-	shift
-	timeout 120 "$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		bad "exit $got (want $want): $*"
-		sed 's/^/     | /' "$T/err" | tail -n 8
-		return 1
-	fi
-	return 0
-}
 
 usage_error() {
 	if run 2 "$@"; then

@@ -10,6 +10,8 @@
 # a private temporary directory and is stopped on any exit (trap); every
 # command runs under `timeout`, so a hang fails the test instead of the suite.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
+RUN_TIMEOUT=60
 
 BUILD=${1:?usage: farm_cli.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -36,24 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-# run EXPECTED_CODE cmd...: stdout -> $T/out, stderr -> $T/err
-run() {
-	local want=$1 got
-	shift
-	timeout 60 "$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		bad "exit $got (want $want): $*"
-		sed 's/^/     | /' "$T/err" | tail -n 8
-		return 1
-	fi
-	return 0
-}
 
 # usage_error cmd...: exit code 2 and a message on stderr
 usage_error() {

@@ -9,6 +9,9 @@
 # a name of its own (pid-based) and is stopped on any exit, namespaces
 # included; every command runs under `timeout`.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
+RUN_TIMEOUT=90
+RUN_TAIL=12
 
 BUILD=${1:?usage: farm_cli_netns.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -33,20 +36,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-run() {
-	local want=$1 got
-	shift
-	timeout 90 "$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		bad "exit $got (want $want): $*"
-		sed 's/^/     | /' "$T/err" | tail -n 12
-		return 1
-	fi
-}
 json() { "$PY" -c "import json,sys; d=json.load(open('$T/out')); $1"; }
 
 echo "== up: 3 nodes, udp, one namespace each"

@@ -20,6 +20,8 @@
 # missing. Every command runs under `timeout`; a watchdog ends the test
 # after 55 s; everything it starts is stopped by pid on any exit.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
+RUN_TIMEOUT=30
 
 BUILD=${1:?usage: farm_cli_rejoin.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -28,10 +30,7 @@ if [ ! -x "$FARM" ] || [ ! -x "$BUILD/farmd" ]; then
 	echo "SKIP: $FARM or $BUILD/farmd not built"
 	exit 77
 fi
-if [ -z "$PY" ] || [ ! -x /usr/bin/java ] || [ ! -r /usr/share/java/zookeeper.jar ]; then
-	echo "SKIP: needs python3, java and Debian's zookeeper package"
-	exit 77
-fi
+need_zookeeper
 
 T=$(mktemp -d /tmp/farm-cli-rejoin.XXXXXX)
 C=$T/c
@@ -57,25 +56,7 @@ trap 'exit 1' INT TERM
 ) &
 WATCHDOG=$!
 
-fails=0
-passes=0
-ok() { echo "ok   $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 t_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# run EXPECTED_CODE cmd...: stdout -> $T/out, stderr -> $T/err
-run() {
-	local want=$1 got
-	shift
-	timeout 30 "$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		bad "exit $got (want $want): ${*#$FARM}"
-		sed 's/^/     | /' "$T/err" | tail -n 8
-		return 1
-	fi
-	return 0
-}
 
 # refused CODE PATTERN cmd...: exits CODE with PATTERN in its message
 refused() {

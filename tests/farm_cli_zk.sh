@@ -10,6 +10,7 @@
 # Run by ctest as `bash tests/farm_cli_zk.sh BUILD_DIR`; exit 77 (skipped)
 # when ZooKeeper (java, the server jar) or libzookeeper-mt is missing.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
 
 BUILD=${1:?usage: farm_cli_zk.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -19,10 +20,7 @@ if [ ! -x "$FARM" ] || [ ! -x "$FARMD" ]; then
 	echo "SKIP: $FARM or $FARMD not built"
 	exit 77
 fi
-if [ -z "$PY" ] || [ ! -x /usr/bin/java ] || [ ! -r /usr/share/java/zookeeper.jar ]; then
-	echo "SKIP: needs python3, java and Debian's zookeeper package"
-	exit 77
-fi
+need_zookeeper
 
 T=$(mktemp -d /tmp/farm-cli-zk.XXXXXX)
 C=$T/c
@@ -33,11 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-fails=0
-passes=0
-ok() { echo "ok   $*"; passes=$((passes + 1)); }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 out=$(timeout 20 "$FARM" cluster up -n 2 --lease-ms 30 --dir "$T/x" 2>&1)
 [ $? -eq 2 ] && ok "--lease-ms without --zk is a usage error" || bad "--lease-ms without --zk: $out"

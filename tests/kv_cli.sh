@@ -10,6 +10,9 @@
 # private temporary directory and is stopped on any exit; every command runs
 # under `timeout`.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
+RUN_TIMEOUT=120
+RUN_TAIL=5
 
 BUILD=${1:?usage: kv_cli.sh BUILD_DIR}
 FARM=$BUILD/farm
@@ -32,24 +35,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-# run EXPECTED_CODE cmd...: stdout -> $T/out, stderr -> $T/err
-run() {
-	local want=$1 got
-	shift
-	timeout 120 "$@" >"$T/out" 2>"$T/err"
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		local cmd="$*"
-		bad "exit $got (want $want): ${cmd:0:160}"
-		sed 's/^/     | /' "$T/err" | tail -n 5
-		return 1
-	fi
-	return 0
-}
 KV="$FARM kv --dir $C" # unquoted below: the paths have no spaces (mktemp)
 
 if ! run 0 "$FARM" cluster up -n 3 --region-size 4M --dir "$C"; then

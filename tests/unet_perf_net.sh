@@ -10,6 +10,7 @@
 # Run by ctest as `bash tests/unet_perf_net.sh BUILD_DIR`; every command
 # runs under `timeout`.
 set -u
+. "$(dirname "$0")/helpers/lib.sh"
 
 BUILD=${1:?usage: unet_perf_net.sh BUILD_DIR}
 PERF=$BUILD/unet-perf
@@ -24,9 +25,6 @@ fi
 
 T=$(mktemp -d /tmp/unet-perf-net.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # ---- one run, tiny counts ----------------------------------------------------
 timeout 180 "$PERF" compare-net --json --iters 300 --warmup 30 --sizes 8,64,1400 \
