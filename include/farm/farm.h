@@ -172,6 +172,9 @@ struct farm_stats {
 	uint64_t msgs_in, msgs_out, stale_refused;
 	uint64_t tx_committed, tx_aborted, tx_ro_committed;
 	uint64_t resyncs; /* objects a promoted primary pushed to its backups again */
+	/* Replies that found msg's staging full: sent later by farm_poll, or
+	 * lost when 256 were waiting already (their requesters time out). */
+	uint64_t replies_deferred, replies_lost;
 };
 void farm_get_stats(const struct farm *f, struct farm_stats *st);
 

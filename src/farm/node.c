@@ -293,18 +293,18 @@ void farm__reply(struct farm *f, const struct unet_msg *m, int status, uint64_t 
 		f->st.msgs_out++;
 	} else if (rc == -EAGAIN) {
 		if (!f->rdefer && !(f->rdefer = calloc(FARM_RDEFER, sizeof(*f->rdefer)))) {
-			f->replies_lost++;
+			f->st.replies_lost++;
 			return;
 		}
 		if (f->nrdefer == FARM_RDEFER) {
-			f->replies_lost++; /* the requester times out */
+			f->st.replies_lost++; /* the requester times out */
 			return;
 		}
 		f->rdefer[f->nrdefer].m = *m;
 		f->rdefer[f->nrdefer].m.data = NULL;
 		f->rdefer[f->nrdefer].r = r;
 		f->nrdefer++;
-		f->replies_deferred++;
+		f->st.replies_deferred++;
 	}
 }
 

@@ -153,7 +153,6 @@ struct farm {
 		struct farm_wire_reply r;
 	} *rdefer;
 	uint32_t nrdefer;
-	uint64_t replies_deferred, replies_lost;
 
 	uint8_t *msgbuf;   /* requests built by the serving side (HELLO, REPL) */
 	uint8_t *reqbuf;   /* requests built by the calls of farm.h */

@@ -99,12 +99,14 @@ static int cmd_status(struct farmd *d, struct sbuf *out)
 	sb_printf(out,
 		  "],\"stats\":{\"reads_local\":%llu,\"reads_remote\":%llu,\"read_retries\":%llu,"
 		  "\"writes\":%llu,\"allocs\":%llu,\"frees\":%llu,\"msgs_in\":%llu,"
-		  "\"msgs_out\":%llu,\"stale_refused\":%llu}}\n",
+		  "\"msgs_out\":%llu,\"stale_refused\":%llu,\"resyncs\":%llu,"
+		  "\"replies_deferred\":%llu,\"replies_lost\":%llu}}\n",
 		  (unsigned long long)st.reads_local, (unsigned long long)st.reads_remote,
 		  (unsigned long long)st.read_retries, (unsigned long long)st.writes,
 		  (unsigned long long)st.allocs, (unsigned long long)st.frees,
 		  (unsigned long long)st.msgs_in, (unsigned long long)st.msgs_out,
-		  (unsigned long long)st.stale_refused);
+		  (unsigned long long)st.stale_refused, (unsigned long long)st.resyncs,
+		  (unsigned long long)st.replies_deferred, (unsigned long long)st.replies_lost);
 	return 0;
 }
 
