@@ -227,8 +227,14 @@ static int quiesce(struct farm *f, int idx, struct fc_shared *sh, int bar, int n
 					t->ring[c].retired, (unsigned long long)t->ring[c].end,
 					(unsigned long long)t->peer[c].trunc,
 					(unsigned long long)t->peer[c].trunc_sent);
-			fprintf(stderr, "done %llu..%llu\n", (unsigned long long)t->done_head,
-				(unsigned long long)t->done_tail);
+			fprintf(stderr, "done %llu..%llu; bad records %llu, copy stalls %llu\n",
+				(unsigned long long)t->done_head, (unsigned long long)t->done_tail,
+				(unsigned long long)t->st.bad_records,
+				(unsigned long long)t->st.copy_stalls);
+			for (uint32_t i = 0; i < f->nreps; i++)
+				if (f->reps[i].copying)
+					fprintf(stderr, "node %u region %u: still copying\n",
+						farm_self(f), f->reps[i].region);
 		}
 		FC_CHECK(sh, idx, proc_now_ms() < end);
 		farm_poll(f);
