@@ -17,10 +17,7 @@ set -u
 BUILD=${1:?usage: farm_bench_recovery.sh BUILD_DIR}
 FARM=$BUILD/farm
 PY=$(command -v python3 || true)
-if [ ! -x "$FARM" ] || [ ! -x "$BUILD/farmd" ]; then
-	echo "SKIP: $FARM or $BUILD/farmd not built"
-	exit 77
-fi
+need_built "$FARM" "$BUILD/farmd"
 need_zookeeper
 
 T=$(mktemp -d /tmp/farm-bench-recovery-test.XXXXXX)

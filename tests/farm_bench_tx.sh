@@ -17,10 +17,7 @@ RUN_TIMEOUT=120
 BUILD=${1:?usage: farm_bench_tx.sh BUILD_DIR}
 FARM=$BUILD/farm
 PY=$(command -v python3 || true)
-if [ ! -x "$FARM" ] || [ ! -x "$BUILD/farmd" ]; then
-	echo "SKIP: $FARM or $BUILD/farmd not built"
-	exit 77
-fi
+need_built "$FARM" "$BUILD/farmd"
 if [ -z "$PY" ]; then
 	echo "SKIP: python3 is needed to check --json output"
 	exit 77

@@ -26,10 +26,7 @@ RUN_TIMEOUT=30
 BUILD=${1:?usage: farm_cli_rejoin.sh BUILD_DIR}
 FARM=$BUILD/farm
 PY=$(command -v python3 || true)
-if [ ! -x "$FARM" ] || [ ! -x "$BUILD/farmd" ]; then
-	echo "SKIP: $FARM or $BUILD/farmd not built"
-	exit 77
-fi
+need_built "$FARM" "$BUILD/farmd"
 need_zookeeper
 
 T=$(mktemp -d /tmp/farm-cli-rejoin.XXXXXX)
@@ -241,17 +238,7 @@ done
 # Every node on that configuration with the same map: 3 distinct replicas
 # per region, node 3 in every region's set and leading some.
 status_json() {
-	"$PY" - "$C/node-$1.sock" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"status\n")
-d = b""
-while not d.endswith(b"\n"):
-    d += s.recv(65536)
-print(d.decode().strip())
-EOF
+	node_status "$C/node-$1.sock"
 }
 same=
 for _ in $(seq 50); do

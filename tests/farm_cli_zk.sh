@@ -54,17 +54,7 @@ else
 fi
 
 status_json() { # node -> status JSON on stdout
-	"$PY" - "$C/node-$1.sock" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"status\n")
-d = b""
-while not d.endswith(b"\n"):
-    d += s.recv(65536)
-print(d.decode().strip())
-EOF
+	node_status "$C/node-$1.sock"
 }
 
 # One CM, configuration 1 everywhere.

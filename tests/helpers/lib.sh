@@ -40,3 +40,18 @@ need_zookeeper() {
 		exit 77
 	fi
 }
+
+# node_status SOCKET: a farmd's `status` reply (one JSON line) on stdout.
+node_status() {
+	python3 - "$1" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"status\n")
+d = b""
+while not d.endswith(b"\n"):
+    d += s.recv(65536)
+print(d.decode().strip())
+PYEOF
+}

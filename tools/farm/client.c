@@ -16,14 +16,6 @@
 #include "../farmd/proto.h"
 #include "farm_cli.h"
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short ev, long deadline)
 {
 	struct pollfd p = {.fd = fd, .events = ev};

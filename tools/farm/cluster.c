@@ -94,21 +94,6 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 static void human_size(uint64_t v, char *out, size_t len)
 {
 	if (v >= (1ull << 30) && v % (1ull << 30) == 0)

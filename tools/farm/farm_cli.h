@@ -58,6 +58,8 @@ long parse_num(const struct cli *c, const char *what, const char *s, long min, l
 uint64_t parse_size(const struct cli *c, const char *what, const char *s);
 uint64_t parse_addr(const struct cli *c, const char *what, const char *s);
 void json_print_str(const char *s); /* quoted, escaped, to stdout */
+long now_ms(void);	       /* CLOCK_MONOTONIC */
+void sleep_ms(int ms);
 
 /* ---- rundir.c ---- */
 /* Fill c->run_dir / c->conf_path from --dir, else --name. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../farmd/proto.h"
 #include "farm_cli.h"
@@ -175,4 +176,19 @@ void opts_parse(struct cli *c, const struct opt *opts, int argc, char **argv, ch
 			usage_fail(c, "--name must be 1..32 letters, digits or '_', got '%s'",
 				   c->name);
 	}
+}
+
+long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
 }

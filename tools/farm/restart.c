@@ -61,21 +61,6 @@ static const char restart_usage[] =
     "adoption of B, as the node logged them), progress on stderr. Exit: 0 joined,\n"
     "1 failed (a node that is up but still joining keeps running), 2 bad arguments.\n";
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Where `id` stands in a status reply's configuration: -1 not a member,
  * 1 joining, 0 a member like any. */
 static int member_state(const struct json *st, uint32_t id)
