@@ -13,7 +13,8 @@
 #               redis-benchmark draws keys uniformly only, so it has no Zipf row
 #   memcached   memcached 1.6 (defaults: 4 threads), driven by kvload
 #               (N processes, memcached text protocol)
-#   gateway     farmd's memcached gateway on node 1, driven by kvload
+#   gateway     farmd's memcached gateway on node 1 (its default 4 worker
+#               threads, as memcached's), driven by kvload
 #   gateways    one gateway per client (nodes 1..N), the same table
 #   gateway-shared  one port that every node of the cluster serves
 #               (farmd --memcached-shared-port: SO_REUSEPORT, the kernel

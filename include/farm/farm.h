@@ -175,6 +175,7 @@ struct farm_stats {
 	/* Replies that found msg's staging full: sent later by farm_poll, or
 	 * lost when 256 were waiting already (their requesters time out). */
 	uint64_t replies_deferred, replies_lost;
+	uint64_t polls; /* farm_poll calls (a caller can tell whether it made progress) */
 };
 void farm_get_stats(const struct farm *f, struct farm_stats *st);
 

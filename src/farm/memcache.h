@@ -192,6 +192,7 @@ struct mc_exec {
 	int64_t flush_at;    /* a delayed flush_all: the time the generation moves on */
 	int64_t gen_read_at; /* when the generation was last read from the store */
 	const char *version; /* "VERSION x" */
+	unsigned threads;    /* worker threads, for stats (0 counts as 1) */
 	struct mc_stats st;
 };
 
@@ -242,7 +243,8 @@ char *mc_conn_rbuf(struct mc_conn *c, size_t max_value, size_t *room);
 void mc_conn_rdone(struct mc_exec *ex, struct mc_conn *c, size_t n);
 /* Run the complete commands buffered. Returns how many ran. */
 int mc_conn_run(struct mc_exec *ex, struct mc_conn *c, size_t high);
-/* n bytes of out were sent. */
+/* n bytes of out were sent (counted in ex->st unless ex is NULL: a caller
+ * that sends without holding ex counts them itself). */
 void mc_conn_sent(struct mc_exec *ex, struct mc_conn *c, size_t n);
 void mc_conn_free(struct mc_conn *c);
 

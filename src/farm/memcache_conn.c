@@ -142,7 +142,8 @@ int mc_conn_run(struct mc_exec *ex, struct mc_conn *c, size_t high)
 
 void mc_conn_sent(struct mc_exec *ex, struct mc_conn *c, size_t n)
 {
-	ex->st.bytes_written += n;
+	if (ex)
+		ex->st.bytes_written += n;
 	c->out_off += n;
 	if (c->out_off == c->out.len) {
 		c->out.len = c->out_off = 0;

@@ -623,7 +623,7 @@ void mc_exec_stats(struct mc_exec *ex, const struct mc_cmd *c, struct mc_out *o)
 		stat_u(o, "bytes_read", s->bytes_read);
 		stat_u(o, "bytes_written", s->bytes_written);
 		stat_u(o, "limit_maxbytes", 0);
-		stat_u(o, "threads", 1);
+		stat_u(o, "threads", ex->threads ? ex->threads : 1);
 		mc_out_put(o, "END\r\n", 5);
 	} else if (arg_is(c, "reset")) {
 		uint64_t cur = ex->st.curr_connections, tot = ex->st.total_connections;
@@ -636,7 +636,7 @@ void mc_exec_stats(struct mc_exec *ex, const struct mc_cmd *c, struct mc_out *o)
 		stat_u(o, "maxconns", 0);
 		mc_out_line(o, "STAT evictions off");
 		mc_out_line(o, "STAT cas_enabled yes");
-		stat_u(o, "num_threads", 1);
+		stat_u(o, "num_threads", ex->threads ? ex->threads : 1);
 		mc_out_put(o, "END\r\n", 5);
 	} else if (arg_is(c, "items") || arg_is(c, "slabs") || arg_is(c, "sizes") ||
 		   arg_is(c, "conns") || arg_is(c, "detail")) {

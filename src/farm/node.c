@@ -188,6 +188,7 @@ int farm_poll(struct farm *f)
 
 	if (!f)
 		return -EINVAL;
+	f->st.polls++;
 	before = f->st.msgs_in;
 	/* rdma's progress runs the msg poll (our handlers) and serves the
 	 * peers' one-sided operations on NICs where they are not one-sided. */

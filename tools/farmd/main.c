@@ -37,6 +37,7 @@
 #define OPT_MC_PORT    1001    /* long-only options */
 #define OPT_MC_ADDR    1002
 #define OPT_MC_SHARED  1003
+#define OPT_MC_THREADS 1004
 
 static const char usage_text[] =
     "usage: farmd --config FILE --id N [--timeout MS] [--log-level L] [--zk HOSTS]\n"
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "  --memcached-addr A  address for it (default 127.0.0.1, loopback only)\n"
     "  --memcached-shared-port P  also serve it on port P shared (SO_REUSEPORT)\n"
     "                    with the other nodes of this host given the same P\n"
+    "  --memcached-threads N  worker threads serving its clients (default 4, as\n"
+    "                    memcached's -t; 0: serve them from the node's own loop)\n"
     "  --help            this text\n"
     "\n"
     "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or config.\n";
@@ -186,8 +189,10 @@ static void run(struct farmd *d)
 		/* Idle: sleep in farm_idle. It returns early when a peer needs us;
 		 * then the admin socket waits for its millisecond like when busy
 		 * (a served read on udp/xdp must not pay a poll(2) each time). */
-		if (d->mc && n > 0)
-			mc_gw_poll(d->mc); /* a busy node still serves its clients */
+		if (d->mc && n > 0) {
+			mc_gw_poll(d->mc);  /* a busy node still serves its clients */
+			mc_gw_yield(d->mc); /* and lets its workers in */
+		}
 		/* with the gateway, one sleep for the node and its clients */
 		if (n <= 0 && (d->mc ? mc_gw_idle(d->mc, IDLE_MS) : farm_idle(d->f, IDLE_MS)) <= 0) {
 			admin_poll(d);
@@ -211,12 +216,13 @@ int main(int argc, char **argv)
 	    {"memcached-port", required_argument, NULL, OPT_MC_PORT},
 	    {"memcached-addr", required_argument, NULL, OPT_MC_ADDR},
 	    {"memcached-shared-port", required_argument, NULL, OPT_MC_SHARED},
+	    {"memcached-threads", required_argument, NULL, OPT_MC_THREADS},
 	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	static struct farmd d; /* big (config, client buffers): not on the stack */
 	enum farmd_level level = FARMD_INFO;
 	const char *mc_addr = "127.0.0.1";
-	long mc_port = -1, mc_shared = 0;
+	long mc_port = -1, mc_shared = 0, mc_threads = 4;
 	bool mc_failed = false;
 	const char *conf = NULL, *zk = NULL;
 	long id = -1, timeout = 10000, lease_ms = 0;
@@ -258,6 +264,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_MC_SHARED:
 			mc_shared = parse_long(optarg, 1, 65535, "--memcached-shared-port");
+			break;
+		case OPT_MC_THREADS:
+			mc_threads = parse_long(optarg, 0, 64, "--memcached-threads");
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -387,15 +396,19 @@ int main(int argc, char **argv)
 		  (unsigned long long)farm_config_id(d.f), d.sock_path);
 	farmd_log_placement(&d);
 	if (mc_port >= 0) {
-		rc = mc_gw_open(d.f, mc_addr, (int)mc_port, (int)mc_shared, &d.mc, err,
-				sizeof(err));
+		struct mc_gw_opts mo = {.addr = mc_addr,
+					.port = (int)mc_port,
+					.shared_port = (int)mc_shared,
+					.threads = (unsigned)mc_threads};
+		rc = mc_gw_open(d.f, &mo, &d.mc, err, sizeof(err));
 		if (rc < 0) {
 			farmd_log(FARMD_ERROR, "memcached gateway: %s", err);
 			mc_failed = d.stop = true;
 			d.stop_reason = "the memcached gateway could not start";
 		} else {
-			farmd_log(FARMD_INFO, "memcached gateway on %s port %d (table %s)", mc_addr,
-				  mc_gw_port(d.mc), MC_GW_TABLE);
+			farmd_log(FARMD_INFO,
+				  "memcached gateway on %s port %d (table %s, %ld threads)",
+				  mc_addr, mc_gw_port(d.mc), MC_GW_TABLE, mc_threads);
 			if (mc_shared)
 				farmd_log(FARMD_INFO, "memcached gateway shared port %ld",
 					  mc_shared);
