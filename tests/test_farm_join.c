@@ -227,6 +227,33 @@ static int quiesce(struct farm *f, int idx, struct fc_shared *sh, int bar, int n
 					t->ring[c].retired, (unsigned long long)t->ring[c].end,
 					(unsigned long long)t->peer[c].trunc,
 					(unsigned long long)t->peer[c].trunc_sent);
+			for (uint32_t c = 0; c < t->nrings; c++) {
+				/* A stuck ring: what is at its head, and where the
+				 * records its coordinator wrote actually are. */
+				const struct farm_txring *r = &t->ring[c];
+				uint64_t lo = UINT64_MAX, hi = 0, good = 0;
+				const struct farm_logrec *h;
+				if (r->head == r->ctl->trunc)
+					continue;
+				h = (const struct farm_logrec *)(r->data + (r->head & (t->cap - 1)));
+				fprintf(stderr,
+					"  ring %u at head: tag %llu len %u type %u coord %u config %llu "
+					"cseq %llu\n",
+					c, (unsigned long long)h->tag, h->len, h->type, h->coord,
+					(unsigned long long)h->config_id, (unsigned long long)h->cseq);
+				for (uint64_t o = 0; o < t->cap; o += 64) {
+					const struct farm_logrec *x =
+					    (const struct farm_logrec *)(r->data + o);
+					if (x->tag && ((x->tag - 1) & (t->cap - 1)) == o) {
+						good++;
+						lo = x->tag - 1 < lo ? x->tag - 1 : lo;
+						hi = x->tag - 1 > hi ? x->tag - 1 : hi;
+					}
+				}
+				fprintf(stderr, "  ring %u: %llu records with a good tag, positions %llu..%llu\n",
+					c, (unsigned long long)good, (unsigned long long)lo,
+					(unsigned long long)hi);
+			}
 			fprintf(stderr, "done %llu..%llu; bad records %llu, copy stalls %llu\n",
 				(unsigned long long)t->done_head, (unsigned long long)t->done_tail,
 				(unsigned long long)t->st.bad_records,

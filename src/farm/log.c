@@ -85,7 +85,7 @@ void farm__log_publish(struct farm *f)
 	}
 }
 
-void farm__log_reset(struct farm *f, uint32_t c, uint32_t id)
+void farm__log_reset(struct farm *f, uint32_t c, uint32_t id, bool forget)
 {
 	struct farm_txs *t = f->tx;
 	struct farm_txring *r = &t->ring[c];
@@ -98,7 +98,14 @@ void farm__log_reset(struct farm *f, uint32_t c, uint32_t id)
 	r->head = r->trunc_cseq = r->end = 0;
 	r->dead = r->retired = false;
 	t->log_id[c] = id;
-	farm__log_forget(f, c);
+	/* Our ring at the member (as its coordinator) is another matter: when
+	 * the member comes back while recovery still decides its old ring
+	 * here, we forgot the old incarnation's when it left (or was renewed)
+	 * and may be writing to the new one's already. Forgetting that now
+	 * would send our next records to a position the new ring never
+	 * reaches. */
+	if (forget)
+		farm__log_forget(f, c);
 	farm__log_publish(f);
 }
 
@@ -108,13 +115,33 @@ void farm__log_forget(struct farm *f, uint32_t c)
 
 	/* As coordinator: the participant is gone, or a new process. Commits
 	 * not yet retired that involved its old incarnation keep no claim on
-	 * it, and our ring there is looked up afresh (its node page). */
+	 * it, and our ring there is looked up afresh (its node page). Not in
+	 * the middle of a commit (a recovery round or an adoption can run in
+	 * its waits): it would go on claiming positions with a zeroed
+	 * geometry, and the tail it leaves is where the next commit writes. */
+	if (t->in_commit) {
+		t->forget_after |= 1ull << c;
+		return;
+	}
 	memset(&t->peer[c], 0, sizeof(t->peer[c]));
 	for (uint32_t i = t->done_head; i != t->done_tail; i++) {
 		struct farm_txdone *d = &t->done[i % FARM_TX_INFLIGHT];
 		for (uint32_t k = 0; k < d->n; k++)
 			if (d->who[k] == c)
 				d->who[k] = FARM_TXD_GONE;
+	}
+}
+
+void farm__log_forget_deferred(struct farm *f)
+{
+	struct farm_txs *t = f->tx;
+	uint64_t m = t->forget_after;
+
+	t->forget_after = 0;
+	while (m) {
+		uint32_t c = (uint32_t)__builtin_ctzll(m);
+		m &= m - 1;
+		farm__log_forget(f, c);
 	}
 }
 

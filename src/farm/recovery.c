@@ -354,7 +354,7 @@ static void assign_rings(struct farm *f)
 			continue;
 		if (c >= 0) {
 			if (t->ring[c].retired)
-				farm__log_reset(f, (uint32_t)c, id);
+				farm__log_reset(f, (uint32_t)c, id, true);
 			else if (t->ring[c].dead)
 				t->ring[c].rejoin = true;
 			continue;
@@ -366,7 +366,7 @@ static void assign_rings(struct farm *f)
 			if (t->ring[k].retired && farm__config_member(&f->cfg, t->log_id[k]) < 0)
 				c = (int)k;
 		if (c >= 0)
-			farm__log_reset(f, (uint32_t)c, id);
+			farm__log_reset(f, (uint32_t)c, id, true);
 	}
 }
 
@@ -522,7 +522,7 @@ static void apply_round(struct farm *f, struct farm_rcv *rc, const struct vote *
 		r->retired = true;
 		if (r->rejoin) { /* its member is back as a new incarnation */
 			r->rejoin = false;
-			farm__log_reset(f, c, t->log_id[c]);
+			farm__log_reset(f, c, t->log_id[c], false);
 		}
 	}
 	farm__log_publish(f);

@@ -201,6 +201,10 @@ struct farm_txs {
 	struct farm_txreq req[FARM_TX_REQS];
 	uint32_t req_free;
 	bool in_commit, trunc_dirty;
+	/* Peers whose state farm__log_forget must drop once the commit in
+	 * flight ends (bit = ring index): a commit never sees its peer's
+	 * geometry vanish between two of its records. */
+	uint64_t forget_after;
 	bool cp_wait; /* report commit after the primaries' acks (default: after
 			 the COMMIT-PRIMARY records are written, as FaRM) */
 	struct farm_txdone done[FARM_TX_INFLIGHT];
@@ -246,12 +250,15 @@ int farm__txp_apply(struct farm *f, uint32_t c);
 int farm__txp_release(struct farm *f, farm_addr_t addr, uint64_t ver, uint32_t size);
 /* Publish which member writes each ring (node page), live rings only. */
 void farm__log_publish(struct farm *f);
-/* Give ring c to member id afresh (a member that joined): emptied, and
- * our coordinator state towards it forgotten. */
-void farm__log_reset(struct farm *f, uint32_t c, uint32_t id);
+/* Give ring c to member id afresh (a member that joined): emptied, and,
+ * with forget, our coordinator state towards it forgotten too (not when
+ * that state is the new incarnation's already: log.c). */
+void farm__log_reset(struct farm *f, uint32_t c, uint32_t id, bool forget);
 /* Forget our coordinator state towards the member of ring c (it left, or
- * is back as a new incarnation): the next commit looks its log up anew. */
+ * is back as a new incarnation): the next commit looks its log up anew.
+ * Deferred to the end of a commit in flight (farm__log_forget_deferred). */
 void farm__log_forget(struct farm *f, uint32_t c);
+void farm__log_forget_deferred(struct farm *f);
 /* Recovery's hands on the records (log.c). commit: install / apply;
  * otherwise unlock / drop. Recovery locks of the record are released. */
 void farm__txp_resolve(struct farm *f, uint32_t c, uint64_t pos, bool commit);

@@ -1026,6 +1026,8 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 		r = reserve_one(f, t->involved[k], deadline);
 	if (r != FARM_ABORT_NONE) {
 		t->in_commit = false;
+		if (t->forget_after)
+			farm__log_forget_deferred(f);
 		farm__tx_release_allocs(tx); /* nothing locked yet */
 		*why = r;
 		return -EAGAIN;
@@ -1061,6 +1063,8 @@ int farm__tx_commit_rw(struct farm_tx *tx, enum farm_abort_reason *why)
 	}
 	finish(f, deadline);
 	t->in_commit = false;
+	if (t->forget_after)
+		farm__log_forget_deferred(f);
 	*why = r;
 	if (doubt) {
 		t->st.in_doubt++;
