@@ -525,6 +525,61 @@ static void dump(struct nctx *x)
 		memcpy(c->dump + ((size_t)x->idx * c->seed.regions + r) * rs, rep->base, rs);
 	}
 	publish_roles(x, x->me->held_role);
+	if (x->f->tx) {
+		const struct farm_txstats *t = &x->f->tx->st;
+		struct farm_stats fs;
+		uint64_t *o = x->me->rstats;
+		farm_get_stats(x->f, &fs);
+		o[FLT_RS_ROUNDS] = t->rcv_rounds;
+		o[FLT_RS_RCV_COMMITS] = t->rcv_commits;
+		o[FLT_RS_RCV_ABORTS] = t->rcv_aborts;
+		o[FLT_RS_RCV_LOCKED] = t->rcv_locked;
+		o[FLT_RS_CB_APPLIED] = t->cb_applied;
+		o[FLT_RS_CB_SKIPPED] = t->cb_skipped;
+		o[FLT_RS_LATE_INSTALLS] = t->late_installs;
+		o[FLT_RS_LATE_UNLOCKS] = t->late_unlocks;
+		o[FLT_RS_BAD_RECORDS] = t->bad_records;
+		o[FLT_RS_IN_DOUBT] = t->in_doubt;
+		o[FLT_RS_RESYNCS] = fs.resyncs;
+		o[FLT_RS_REPLIES_DEFERRED] = fs.replies_deferred;
+		o[FLT_RS_REPLIES_LOST] = fs.replies_lost;
+	}
+}
+
+static void say(struct flt_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A commit was lost: what each node's recovery did, and who held what. */
+static void say_recovery(struct flt_cluster *c, struct flt_verdict *v)
+{
+	const struct flt_shared *sh = c->sh;
+
+	for (uint32_t i = 0; i < sh->n; i++) {
+		const struct flt_node *n = &sh->node[i];
+		const uint64_t *o = n->rstats;
+		char roles[2 * FLT_MAX_REGIONS + 1];
+		size_t k = 0;
+		for (uint32_t r = 0; r < c->seed.regions && r < FLT_MAX_REGIONS; r++) {
+			/* start role, role at the dump: P primary, b backup, . none */
+			roles[k++] = n->role[r] < 0 ? '.' : n->role[r] == 0 ? 'P' : 'b';
+			roles[k++] = n->held_role[r] < 0 ? '.' : n->held_role[r] == 0 ? 'P' : 'b';
+		}
+		roles[k] = 0;
+		say(v,
+		    "node %u%s: rounds %llu, decided %llu commit / %llu abort, locked %llu; cb "
+		    "applied %llu skipped %llu; late installs %llu unlocks %llu; bad records %llu; "
+		    "in doubt %llu; resyncs %llu; replies deferred %llu lost %llu; regions "
+		    "(start,dump) %s\n",
+		    i + 1, n->dead ? " (killed)" : "", (unsigned long long)o[FLT_RS_ROUNDS],
+		    (unsigned long long)o[FLT_RS_RCV_COMMITS],
+		    (unsigned long long)o[FLT_RS_RCV_ABORTS], (unsigned long long)o[FLT_RS_RCV_LOCKED],
+		    (unsigned long long)o[FLT_RS_CB_APPLIED], (unsigned long long)o[FLT_RS_CB_SKIPPED],
+		    (unsigned long long)o[FLT_RS_LATE_INSTALLS],
+		    (unsigned long long)o[FLT_RS_LATE_UNLOCKS],
+		    (unsigned long long)o[FLT_RS_BAD_RECORDS], (unsigned long long)o[FLT_RS_IN_DOUBT],
+		    (unsigned long long)o[FLT_RS_RESYNCS],
+		    (unsigned long long)o[FLT_RS_REPLIES_DEFERRED],
+		    (unsigned long long)o[FLT_RS_REPLIES_LOST], roles);
+	}
 }
 
 static void stop_phase(struct nctx *x)
@@ -1151,6 +1206,9 @@ void flt_judge(struct flt_cluster *c, uint32_t surv, uint64_t resumed_min, struc
 		}
 	}
 	v->final_ok = !v->missing && !v->unreadable;
+	/* (FLT_SAY_RCV=1 shows it for the self-check's lost update too) */
+	if ((v->missing || !v->hist_ok) && (!sh->sab_lost || getenv("FLT_SAY_RCV")))
+		say_recovery(c, v);
 
 	for (uint32_t i = 0; i < sh->n; i++)
 		if ((surv & (1u << i)) && sh->node[i].drain_rc)

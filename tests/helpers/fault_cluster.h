@@ -56,6 +56,14 @@ struct flt_pending {
 	struct hist_write writes[2];
 };
 
+/* flt_node.rstats: the node's recovery and log counters at the dump */
+enum {
+	FLT_RS_ROUNDS, FLT_RS_RCV_COMMITS, FLT_RS_RCV_ABORTS, FLT_RS_RCV_LOCKED,
+	FLT_RS_CB_APPLIED, FLT_RS_CB_SKIPPED, FLT_RS_LATE_INSTALLS, FLT_RS_LATE_UNLOCKS,
+	FLT_RS_BAD_RECORDS, FLT_RS_IN_DOUBT, FLT_RS_RESYNCS, FLT_RS_REPLIES_DEFERRED,
+	FLT_RS_REPLIES_LOST, FLT_RS_N
+};
+
 struct flt_node {
 	pid_t pid;
 	uint32_t started, ready, finished, dead, removed, in_data;
@@ -74,6 +82,8 @@ struct flt_node {
 	uint64_t adopts, adopt_fail, adopt_ns, unapplied, copy_wait;
 	int8_t role[FLT_MAX_REGIONS]; /* at start: -1 none, 0 primary, 1.. backup */
 	int8_t held_role[FLT_MAX_REGIONS]; /* at the dump */
+	/* At the dump, for the findings when a commit is lost (FLT_RS_*). */
+	uint64_t rstats[FLT_RS_N];
 	uint32_t stale_take; /* a take with us in removed[] but self_removed false */
 	uint64_t nfail;	     /* commits that returned FAILURE or an error: */
 	struct {
