@@ -132,6 +132,8 @@ void farm__log_forget(struct farm *f, uint32_t c)
 	}
 }
 
+_Static_assert(FARM_MAX_MEMBERS <= 64, "forget_after is a mask of 64 rings");
+
 void farm__log_forget_deferred(struct farm *f)
 {
 	struct farm_txs *t = f->tx;
