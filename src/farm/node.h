@@ -35,6 +35,11 @@ struct farm_replica {
 	 * the transactions that wrote them are decided. While nonzero the
 	 * region allocates nothing (its slab is rebuilt when it reaches 0). */
 	uint32_t rlocks;
+	/* The configuration in which this node got the replica (0: the
+	 * cluster's first). Recovery: a transaction of an older configuration
+	 * never sent it a COMMIT-BACKUP record, so its lack of one says
+	 * nothing about that transaction. */
+	uint64_t since;
 };
 
 /* What this node knows about every region (indexed by region id). */

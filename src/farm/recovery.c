@@ -20,36 +20,10 @@
 #include "config.h"
 #include "node.h"
 #include "recovery.h"
-#include "tx.h"
+#include "recovery_wire.h"
 
-#define VOTE_P 1u /* COMMIT-PRIMARY seen, or the LOCK record installed */
-#define VOTE_L 2u /* LOCK record locked */
-#define VOTE_B 4u /* COMMIT-BACKUP record */
-#define VOTE_A 8u /* refused, aborted, never locked, or voided */
-
-#define VOTE_MAX_BYTES (256u << 10) /* fits msg's staging on every NIC */
 #define RETRY_NS 2000000ull
-
-struct vote_hdr {
-	struct farm_wire_hdr h;
-	uint32_t nheld, ncoord, nent, pad;
-	/* u32 held[nheld] (padded to 8), struct vote_coord[ncoord], then
-	 * nent entries: struct vote_ent + u32 regions[nregions] (padded) */
-};
-
-struct vote_coord {
-	uint32_t id;
-	uint32_t pad;
-	uint64_t trunc_cseq;
-};
-
-struct vote_ent {
-	uint64_t tx_id;
-	uint64_t cseq;
-	uint32_t coord;
-	uint16_t votes;
-	uint16_t nregions;
-};
+#include "tx.h"
 
 /* A vote as parsed: pointers into its buffer, entries sorted by tx id. */
 struct vote {
@@ -58,7 +32,7 @@ struct vote {
 	uint8_t *buf;
 	uint32_t len;
 	const struct vote_hdr *h;
-	const uint32_t *held;
+	const struct vote_held *held;
 	const struct vote_coord *coord;
 	const struct vote_ent **ent; /* sorted by tx_id */
 };
@@ -108,11 +82,11 @@ static int vote_parse(struct vote *v, uint8_t *buf, uint32_t len)
 	if (len < sizeof(*h) || h->nheld > FARM_MAX_REGIONS || h->ncoord > FARM_MAX_MEMBERS ||
 	    h->nent > VOTE_MAX_BYTES / sizeof(struct vote_ent))
 		goto bad;
-	at = sizeof(*h) + pad8(h->nheld * 4u);
+	at = sizeof(*h) + (uint64_t)h->nheld * sizeof(struct vote_held);
 	if (at + (uint64_t)h->ncoord * sizeof(struct vote_coord) > len)
 		goto bad;
 	v->h = h;
-	v->held = (const uint32_t *)(buf + sizeof(*h));
+	v->held = (const struct vote_held *)(buf + sizeof(*h));
 	v->coord = (const struct vote_coord *)(buf + at);
 	at += (uint64_t)h->ncoord * sizeof(struct vote_coord);
 	if (h->nent && !(v->ent = malloc(h->nent * sizeof(*v->ent))))
@@ -152,11 +126,14 @@ static const struct vote_ent *vote_find(const struct vote *v, uint64_t tx_id)
 	return lo < v->h->nent && v->ent[lo]->tx_id == tx_id ? v->ent[lo] : NULL;
 }
 
-static bool vote_holds(const struct vote *v, uint32_t region)
+/* Does the voter hold region with data since configuration `config` or
+ * earlier (so that a transaction of that configuration wrote it a
+ * COMMIT-BACKUP record)? */
+static bool vote_holds(const struct vote *v, uint32_t region, uint64_t config)
 {
 	for (uint32_t i = 0; i < v->h->nheld; i++)
-		if (v->held[i] == region)
-			return true;
+		if (v->held[i].region == region)
+			return v->held[i].since <= config;
 	return false;
 }
 
@@ -196,7 +173,7 @@ static void vote_store(struct farm_rcv *rc, uint8_t *buf, uint32_t len)
 /* ---- building our vote -------------------------------------------------------- */
 
 struct txagg {
-	uint64_t tx_id, cseq;
+	uint64_t tx_id, cseq, config;
 	uint32_t coord;
 	uint16_t votes, nregions;
 	const uint32_t *regions;
@@ -263,6 +240,7 @@ static uint8_t *build_vote(struct farm *f, uint32_t *out_len)
 				}
 				agg[nagg++] = (struct txagg){.tx_id = rec->tx_id,
 							     .cseq = rec->cseq,
+							     .config = rec->config_id,
 							     .coord = rec->coord};
 			}
 			agg[k].votes |= v;
@@ -270,7 +248,8 @@ static uint8_t *build_vote(struct farm *f, uint32_t *out_len)
 				agg[k].nregions = rec->nregions;
 		}
 	}
-	len = sizeof(struct vote_hdr) + pad8(nheld * 4u) + ncoord * sizeof(struct vote_coord);
+	len = sizeof(struct vote_hdr) + nheld * sizeof(struct vote_held) +
+	      ncoord * sizeof(struct vote_coord);
 	for (uint32_t k = 0; k < nagg; k++)
 		len += sizeof(struct vote_ent) + pad8(agg[k].nregions * 4u);
 	if (len > VOTE_MAX_BYTES || !(buf = calloc(1, len)))
@@ -281,10 +260,13 @@ static uint8_t *build_vote(struct farm *f, uint32_t *out_len)
 	h->ncoord = ncoord;
 	h->nent = nagg;
 	p = buf + sizeof(*h);
-	for (uint32_t i = 0, n = 0; i < f->nreps; i++)
-		if (f->reps[i].role >= 0 && !f->reps[i].copying)
-			((uint32_t *)p)[n++] = f->reps[i].region;
-	p += pad8(nheld * 4u);
+	for (uint32_t i = 0; i < f->nreps; i++)
+		if (f->reps[i].role >= 0 && !f->reps[i].copying) {
+			struct vote_held vh = {.region = f->reps[i].region,
+					       .since = f->reps[i].since};
+			memcpy(p, &vh, sizeof(vh));
+			p += sizeof(vh);
+		}
 	for (uint32_t c = 0; c < t->nrings; c++) {
 		if (!t->ring[c].dead)
 			continue;
@@ -295,6 +277,7 @@ static uint8_t *build_vote(struct farm *f, uint32_t *out_len)
 	for (uint32_t k = 0; k < nagg; k++) {
 		struct vote_ent e = {.tx_id = agg[k].tx_id,
 				     .cseq = agg[k].cseq,
+				     .config = agg[k].config,
 				     .coord = agg[k].coord,
 				     .votes = agg[k].votes,
 				     .nregions = agg[k].nregions};
@@ -460,7 +443,7 @@ static bool decide(const struct vote **v, uint32_t nv, uint64_t tx_id)
 {
 	uint32_t votes = 0, nregions = 0, coord = 0;
 	const uint32_t *regions = NULL;
-	uint64_t cseq = 0;
+	uint64_t cseq = 0, config = 0;
 
 	for (uint32_t i = 0; i < nv; i++) {
 		const struct vote_ent *e = vote_find(v[i], tx_id);
@@ -469,6 +452,7 @@ static bool decide(const struct vote **v, uint32_t nv, uint64_t tx_id)
 		votes |= e->votes;
 		coord = e->coord;
 		cseq = e->cseq;
+		config = e->config;
 		if (!regions && e->nregions) {
 			regions = (const uint32_t *)(e + 1);
 			nregions = e->nregions;
@@ -480,13 +464,46 @@ static bool decide(const struct vote **v, uint32_t nv, uint64_t tx_id)
 		return false;
 	for (uint32_t i = 0; i < nv; i++) {
 		bool holds = false;
+		/* Only replicas of T's configuration: one that got the region
+		 * later (re-replication) was never sent T's record, and its
+		 * copy holds T's effects or waits for this decision. */
 		for (uint32_t k = 0; k < nregions && !holds; k++)
-			holds = vote_holds(v[i], regions[k]);
+			holds = vote_holds(v[i], regions[k], config);
 		if (holds && !vote_find(v[i], tx_id) && vote_trunc(v[i], coord) < cseq)
 			return false; /* a replica never got its record: not all
 					 COMMIT-BACKUPs were written */
 	}
 	return true;
+}
+
+int farm__rcv_decide_bufs(const uint8_t *const *bufs, const uint32_t *lens, uint32_t n,
+			  uint64_t tx_id)
+{
+	struct vote parsed[FARM_MAX_MEMBERS];
+	const struct vote *v[FARM_MAX_MEMBERS];
+	uint32_t nv = 0;
+	int rc = 0;
+
+	if (n > FARM_MAX_MEMBERS)
+		return -EINVAL;
+	for (; nv < n; nv++) {
+		uint8_t *copy = malloc(lens[nv] ? lens[nv] : 1);
+		if (!copy) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(copy, bufs[nv], lens[nv]);
+		if (vote_parse(&parsed[nv], copy, lens[nv])) { /* frees copy */
+			rc = -EPROTO;
+			break;
+		}
+		v[nv] = &parsed[nv];
+	}
+	if (rc == 0)
+		rc = decide(v, nv, tx_id);
+	for (uint32_t i = 0; i < nv; i++)
+		vote_free(&parsed[i]);
+	return rc;
 }
 
 static void apply_round(struct farm *f, struct farm_rcv *rc, const struct vote **v, uint32_t nv)

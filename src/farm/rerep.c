@@ -349,6 +349,7 @@ static struct farm_replica *new_replica(struct farm *f, uint32_t r, int role)
 	}
 	x->region = r;
 	x->role = role;
+	x->since = f->config_id;
 	farm_slab_init(&x->slab, x->base, f->cfg.region_size, r);
 	x->copying = true;
 	f->regions[r].mine = x;
