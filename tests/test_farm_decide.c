@@ -79,36 +79,36 @@ static int decide3(const struct vb *a, const struct vb *b, const struct vb *c)
 	return farm__rcv_decide_bufs(bufs, lens, 3, T_ID);
 }
 
-/* Member 2 backed region 3 all along and holds T's CB record; members 1
- * and 3 got region 9 / region 3 in configuration 6 by re-replication. */
+/* Member 2 backed region 3 all along and holds T's CB record; member 3
+ * got region 3 in configuration 6 by re-replication; member 1 got region
+ * 9 in configuration `since1` and truncated coordinator 4's ring up to
+ * trunc1. The decision. */
+static int split_case(uint64_t since1, uint64_t trunc1)
+{
+	struct vb v1, v2, v3;
+	struct held h1[] = {{9, since1}, {4, 0}}, h2[] = {{3, 0}, {5, 0}}, h3[] = {{3, 6}};
+
+	vote(&v1, 1, h1, 2, trunc1, 0);
+	vote(&v2, 2, h2, 2, 90, VOTE_B);
+	vote(&v3, 3, h3, 1, 50, 0);
+	return decide3(&v1, &v2, &v3);
+}
+
+/* Members 1 and 3 both got their region after T's configuration. */
 static void test_new_replicas_do_not_count(void **state)
 {
 	(void)state;
-	struct vb v1, v2, v3;
-	struct held h1[] = {{9, 6}, {4, 0}}, h2[] = {{3, 0}, {5, 0}}, h3[] = {{3, 6}};
-
-	vote(&v1, 1, h1, 2, 50, 0);
-	vote(&v2, 2, h2, 2, 90, VOTE_B);
-	vote(&v3, 3, h3, 1, 50, 0);
-	assert_int_equal(decide3(&v1, &v2, &v3), 1);
+	assert_int_equal(split_case(6, 50), 1);
 }
 
-/* The control: the same votes, but member 1 has held region 9 since
- * configuration 5, T's own: its COMMIT-BACKUP never came, so T was never
- * reported, and it aborts. */
+/* The control: member 1 has held region 9 since configuration 5, T's
+ * own: its COMMIT-BACKUP never came, so T was never reported, and it
+ * aborts ... unless member 1 truncated past T (applied its record). */
 static void test_old_replica_without_record_aborts(void **state)
 {
 	(void)state;
-	struct vb v1, v2, v3;
-	struct held h1[] = {{9, 5}, {4, 0}}, h2[] = {{3, 0}, {5, 0}}, h3[] = {{3, 6}};
-
-	vote(&v1, 1, h1, 2, 50, 0);
-	vote(&v2, 2, h2, 2, 90, VOTE_B);
-	vote(&v3, 3, h3, 1, 50, 0);
-	assert_int_equal(decide3(&v1, &v2, &v3), 0);
-	/* ... unless it truncated past T (applied its record already) */
-	vote(&v1, 1, h1, 2, T_CSEQ, 0);
-	assert_int_equal(decide3(&v1, &v2, &v3), 1);
+	assert_int_equal(split_case(5, 50), 0);
+	assert_int_equal(split_case(5, T_CSEQ), 1);
 }
 
 /* COMMIT-PRIMARY anywhere commits; an abort vote anywhere aborts; a
